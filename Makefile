@@ -1,0 +1,41 @@
+# forgeloc: the two commands of the README are `make repro` (main job) and `make test` (tests).
+# Everything is installed into .venv from the repository's own files (settings.ini via setup.py).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export FORGELOC_ROOT := $(CURDIR)
+RAW := $(shell awk '/^base:/{b=1;next} /^[^ #]/{b=0} b && $$1=="raw_dir:"{print $$2; exit}' params.yaml)
+
+.PHONY: install data repro test test-fast clean-notebooks export
+
+$(VENV)/.installed: settings.ini setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Build the embedded sample dataset if the raw-data folder is absent or empty, then let DVC
+# record it in data.dvc (unchanged when the build is byte-identical to the committed one).
+data: install
+	@if [ -d "$(RAW)" ] && [ -n "$$(ls -A "$(RAW)" 2>/dev/null)" ]; then \
+	  echo "$(RAW) present: kept"; \
+	else \
+	  $(BIN)/python -c "from forgeloc.data.sample import main; main()" && \
+	  $(BIN)/dvc add -q "$(RAW)"; \
+	fi
+
+repro: data
+	time $(BIN)/dvc repro
+
+test: install
+	$(BIN)/python -m pytest -q tests
+	$(BIN)/nbdev_test --n_workers 2
+
+export: install
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	$(BIN)/nbdev_clean --fname nbs/pipeline

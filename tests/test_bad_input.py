@@ -1,0 +1,69 @@
+"Bad input gives one clear message naming the file or parameter, and loses nothing already written."
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgeloc.core import ForgelocError
+from forgeloc.data.masks import build_masks
+from forgeloc.data.video import extract_frames, write_video
+from forgeloc.pipeline import run_stage, stage_notebook
+
+
+def test_missing_and_empty_raw_dir(tmp_path):
+    with pytest.raises(ForgelocError, match='does not exist'):
+        extract_frames(tmp_path / 'absent', tmp_path / 'out')
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ForgelocError, match='is empty'):
+        extract_frames(tmp_path / 'empty', tmp_path / 'out')
+
+
+def test_unknown_stage_name():
+    with pytest.raises(ForgelocError, match="unknown stage 'fit'"):
+        stage_notebook('fit')
+
+
+def test_unknown_model_and_bad_epochs_fail_the_train_notebook(tmp_path):
+    import papermill as pm
+    for override, msg in (({'model': 'resnet'}, "unknown model 'resnet'"), ({'epochs': 0}, 'train.epochs'),
+                          ({'epochs': -2}, 'train.epochs')):
+        with pytest.raises(pm.PapermillExecutionError, match=msg):
+            run_stage('train', tmp_path / 'train.ipynb', frames_dir=str(tmp_path), masks_dir=str(tmp_path), **override)
+
+
+def test_broken_video_and_short_mask_video_are_skipped_with_reasons(tiny_raw, tmp_path):
+    raw = tmp_path / 'raw'
+    shutil.copytree(tiny_raw, raw)
+    ff = raw / 'FaceForensics++'
+    real = sorted((ff / 'original_sequences/youtube/c23/videos').glob('*.mp4'))
+    real[0].write_bytes(b'\x00\x00\x00\x18ftypmp42 this is not a video')          # undecodable
+    mask = sorted((ff / 'manipulated_sequences/FaceSwap/masks/videos').glob('*.mp4'))[0]
+    from forgeloc.data.video import read_frames, video_info
+    n = video_info(mask)['n_frames']
+    write_video(mask, np.stack(list(read_frames(mask, range(n - 2)).values())))    # two frames short
+    out = tmp_path / 'frames'
+    with pytest.warns(UserWarning, match=real[0].name):
+        man = extract_frames(raw, out, frames_per_real=2, frames_per_fake=2, progress=False)
+    skipped = pd.read_csv(out / 'skipped.csv')
+    assert any(real[0].name in s and 'cannot decode' in r for s, r in zip(skipped.source, skipped.reason))
+    assert str(real[0].relative_to(raw)) not in set(man.source)
+    with pytest.warns(UserWarning, match=mask.name):
+        masks = build_masks(out, tmp_path / 'masks', raw, progress=False)
+    sk = pd.read_csv(tmp_path / 'masks' / 'skipped.csv')
+    assert sk.reason.str.contains(f'{mask.name} has {n - 2} frames').any()
+    fake = str(mask.relative_to(raw)).replace('masks/videos', 'c23/videos')
+    assert fake in set(man.source) and fake not in set(masks.source)
+
+
+def test_failed_run_keeps_previous_output(tiny_raw, tmp_path):
+    out = tmp_path / 'frames'
+    extract_frames(tiny_raw, out, frames_per_real=1, frames_per_fake=1, progress=False)
+    before = sorted(p.relative_to(out) for p in out.rglob('*'))
+    with pytest.raises(ForgelocError):
+        extract_frames(tmp_path / 'absent', out)
+    with pytest.raises(ForgelocError, match='image_size'):
+        extract_frames(tiny_raw, out, image_size=-1)
+    assert sorted(p.relative_to(out) for p in out.rglob('*')) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith('.tmp')]

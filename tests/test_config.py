@@ -1,0 +1,62 @@
+"dvc.yaml, params.yaml and the pipeline notebooks agree with each other."
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from forgeloc.pipeline import STAGES, dvc_stage_params
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = yaml.safe_load((ROOT / 'dvc.yaml').read_text())
+PARAMS = yaml.safe_load((ROOT / 'params.yaml').read_text())
+
+
+def lookup(key):
+    v = PARAMS
+    for k in key.split('.'):
+        assert isinstance(v, dict) and k in v, f'${{{key}}} used in dvc.yaml is missing from params.yaml'
+        v = v[k]
+    return v
+
+
+def test_every_interpolation_exists_in_params():
+    keys = re.findall(r'\$\{([^}]+)\}', yaml.safe_dump(DVC))  # comments excluded
+    assert len(keys) > 20
+    for key in keys:
+        lookup(key)
+
+
+def test_stages_are_the_four_chained_ones():
+    assert tuple(DVC['stages']) == STAGES
+    outs = {s: [o if isinstance(o, str) else next(iter(o)) for o in DVC['stages'][s].get('outs', [])] for s in STAGES}
+    for before, after in zip(STAGES, STAGES[1:]):
+        produced = {re.sub(r'\$\{([^}]+)\}', lambda m: str(lookup(m.group(1))), o) for o in outs[before]}
+        needed = {re.sub(r'\$\{([^}]+)\}', lambda m: str(lookup(m.group(1))), d) for d in DVC['stages'][after]['deps']}
+        assert produced & needed, f'{after} does not depend on an output of {before}'
+
+
+def parameters_cell(nb_path):
+    nb = json.loads(Path(nb_path).read_text())
+    cells = [c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
+    assert len(cells) == 1, f'{nb_path} must have exactly one parameters-tagged cell'
+    names = {}
+    exec(''.join(cells[0]['source']), {}, names)   # literals only, by the house style
+    return names
+
+
+def test_parameters_cells_match_what_dvc_passes():
+    for stage in STAGES:
+        nb = ROOT / 'nbs' / 'pipeline' / f'{stage}.ipynb'
+        names = parameters_cell(nb)
+        passed = dvc_stage_params(stage)
+        assert set(names) == set(passed), f'{nb.name}: notebook {sorted(set(names) - set(passed))} vs dvc.yaml {sorted(set(passed) - set(names))}'
+        assert f'nbs/pipeline/{stage}.ipynb' in DVC['stages'][stage]['deps']
+
+
+def test_parameter_types_survive_papermill():
+    "papermill passes -p values through YAML: each must keep its notebook default's type."
+    for stage in STAGES:
+        names = parameters_cell(ROOT / 'nbs' / 'pipeline' / f'{stage}.ipynb')
+        for k, v in dvc_stage_params(stage).items():
+            assert isinstance(v, type(names[k])) or (isinstance(names[k], float) and isinstance(v, int)), (stage, k, v)

@@ -1,0 +1,64 @@
+"Each stage notebook, executed through papermill with tiny parameters, on a tiny sample dataset."
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from forgeloc.pipeline import run_stage
+
+
+def executed_source(nb_path) -> str:
+    return '\n'.join(''.join(c['source']) for c in nbformat.read(nb_path, as_version=4).cells)
+
+
+@pytest.fixture(scope='module')
+def pipeline(tiny_raw, tmp_path_factory):
+    "Run the four stages in order into a temporary folder; return their paths."
+    d = tmp_path_factory.mktemp('pipeline')
+    p = {'raw': tiny_raw, 'frames': d / 'frames', 'masks': d / 'masks', 'model': d / 'fcn.pt', 'runs': d / 'runs',
+         'metrics': d / 'metrics.json', 'groups': d / 'groups.csv', 'roc': d / 'roc.csv', 'figure': d / 'pred.png'}
+    run_stage('extract_frames', p['runs'] / 'extract_frames.ipynb', raw_dir=str(tiny_raw), out_dir=str(p['frames']),
+              frames_per_real=3, frames_per_fake=2)
+    run_stage('build_masks', p['runs'] / 'build_masks.ipynb', frames_dir=str(p['frames']), raw_dir=str(tiny_raw),
+              out_dir=str(p['masks']))
+    run_stage('train', p['runs'] / 'train.ipynb', frames_dir=str(p['frames']), masks_dir=str(p['masks']),
+              out=str(p['model']), epochs=1, width=0.125, batch_size=8, live_dir=str(p['runs'] / 'live'))
+    run_stage('evaluate', p['runs'] / 'evaluate.ipynb', frames_dir=str(p['frames']), masks_dir=str(p['masks']),
+              checkpoint=str(p['model']), metrics_path=str(p['metrics']), groups_path=str(p['groups']),
+              roc_path=str(p['roc']), figure_path=str(p['figure']), n_examples=3)
+    return p
+
+
+def test_extract_frames(pipeline):
+    man = pd.read_csv(pipeline['frames'] / 'manifest.csv')
+    assert set(man.dataset) == {'ffpp', 'casia'}
+    assert set(man.split) == {'train', 'val', 'test'}
+    assert {'original', 'Deepfakes', 'Face2Face', 'FaceSwap'} <= set(man.method)
+    assert man.groupby('source').size().max() <= 3              # frames_per_real=3 reached the notebook
+    assert all((pipeline['frames'] / 'frames' / f'{i}.png').exists() for i in man.item)
+    assert (pipeline['frames'] / 'skipped.csv').exists()
+    assert 'frames_per_real = 3' in executed_source(pipeline['runs'] / 'extract_frames.ipynb')
+
+
+def test_build_masks(pipeline):
+    man = pd.read_csv(pipeline['masks'] / 'manifest.csv')
+    assert (man[man.label == 0].mask_fraction == 0).all()
+    fake = man[man.label == 1]
+    assert (fake.mask_fraction > 0).mean() > 0.8 and fake.mask_fraction.max() < 1
+    assert all((pipeline['masks'] / m).exists() for m in man['mask'])
+
+
+def test_train_and_evaluate(pipeline):
+    import torch
+    ckpt = torch.load(pipeline['model'], weights_only=False)
+    assert ckpt['cfg']['epochs'] == 1 and ckpt['cfg']['width'] == 0.125
+    assert 'epochs = 1' in executed_source(pipeline['runs'] / 'train.ipynb')
+    m = json.loads(pipeline['metrics'].read_text())
+    for k in ('image_auc', 'image_f1', 'pixel_f1', 'combined_f1', 'iou'):
+        assert k in m and (m[k] is None or 0 <= m[k] <= 1), k
+    roc = pd.read_csv(pipeline['roc'])
+    assert list(roc.columns) == ['fpr', 'tpr', 'threshold'] and roc.tpr.iloc[-1] == 1.0
+    assert pipeline['figure'].stat().st_size > 10_000
+    assert set(pd.read_csv(pipeline['groups']).group) >= {'ffpp', 'casia'}
