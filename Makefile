@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export FORGELOC_ROOT := $(CURDIR)
 RAW := $(shell awk '/^base:/{b=1;next} /^[^ #]/{b=0} b && $$1=="raw_dir:"{print $$2; exit}' params.yaml)
 
-.PHONY: install data repro test test-fast clean-notebooks export
+.PHONY: install data repro test export readme
 
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,13 @@ $(VENV)/.installed: settings.ini setup.py
 install: $(VENV)/.installed
 
 # Build the embedded sample dataset if the raw-data folder is absent or empty, then let DVC
-# record it in data.dvc (unchanged when the build is byte-identical to the committed one).
+# record it in data.dvc and its cache (data.dvc is unchanged when the build is byte-identical).
 data: install
 	@if [ -d "$(RAW)" ] && [ -n "$$(ls -A "$(RAW)" 2>/dev/null)" ]; then \
 	  echo "$(RAW) present: kept"; \
 	else \
 	  $(BIN)/python -c "from forgeloc.data.sample import main; main()" && \
-	  $(BIN)/dvc add -q "$(RAW)"; \
+	  $(BIN)/dvc commit -q -f data.dvc; \
 	fi
 
 repro: data
@@ -34,6 +34,9 @@ repro: data
 test: install
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/nbdev_test --n_workers 2
+
+readme: install
+	$(BIN)/python -c "from forgeloc.pipeline import update_readme; print('README updated' if update_readme() else 'README unchanged')"
 
 export: install
 	$(BIN)/nbdev_export

@@ -13,7 +13,7 @@ import yaml
 from .core import ForgelocError, check_choice, load_params, resolve
 
 # %% auto #0
-__all__ = ['STAGES', 'stage_notebook', 'dvc_stage_params', 'cli_value', 'run_stage']
+__all__ = ['STAGES', 'stage_notebook', 'dvc_stage_params', 'cli_value', 'run_stage', 'results_markdown', 'update_readme']
 
 # %% ../nbs/70_pipeline.ipynb #c005
 STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate')
@@ -37,6 +37,9 @@ def dvc_stage_params(stage: str, dvc_file='dvc.yaml', params_file='params.yaml')
             v = v[k]
         return str(v)
     cmd = re.sub(r'\$\{([^}]+)\}', fill, spec['cmd'])
+    if 'papermill' not in cmd:
+        raise ForgelocError(f'{dvc_file}: stage {stage} does not run papermill')
+    cmd = cmd.split('papermill', 1)[1]   # options of papermill only (not e.g. `mkdir -p runs`)
     return {k: cli_value(v) for k, v in re.findall(r'-p\s+(\S+)\s+(\S+)', cmd)}
 
 # %% ../nbs/70_pipeline.ipynb #c009
@@ -60,3 +63,38 @@ def run_stage(stage: str, output=None, progress: bool = False, **overrides) -> P
     pm.execute_notebook(str(stage_notebook(stage)), str(out), parameters=params, kernel_name='python3',
                         cwd=str(resolve('.')), progress_bar=progress)
     return out
+
+# %% ../nbs/70_pipeline.ipynb #c015
+def results_markdown(metrics='metrics/evaluate.json', groups='metrics/evaluate_groups.csv',
+                     train_metrics='runs/train_live/metrics.json', params_file='params.yaml') -> str:
+    "A Markdown summary of the last evaluation: overall metrics, per dataset/method, and the training setup."
+    import json
+    import pandas as pd
+    m = json.loads(resolve(metrics).read_text())
+    g = pd.read_csv(resolve(groups))
+    t = load_params(params_file)['train']
+    cols = ['image_auc', 'image_f1', 'pixel_f1', 'combined_f1', 'iou']
+    fmt = lambda v: '—' if v is None or (isinstance(v, float) and v != v) else f'{v:.3f}'
+    lines = [f"Test split, threshold {m['threshold']}: {m['n_images']} frames/images, {m['n_manipulated']} manipulated; "
+             f"FCN width {t['width']}, {t['epochs']} epochs, λseg {t['lambda_seg']}, best epoch {m['checkpoint_epoch']}.", '',
+             '| subset | n | ' + ' | '.join(cols) + ' |', '|---|---|' + '---|' * len(cols),
+             '| **all** | ' + str(m['n_images']) + ' | ' + ' | '.join(fmt(m[c]) for c in cols) + ' |']
+    for r in g.to_dict('records'):
+        lines.append(f"| {r['group']} | {r['n_images']} | " + ' | '.join(fmt(r[c]) for c in cols) + ' |')
+    return '\n'.join(lines) + '\n'
+
+# %% ../nbs/70_pipeline.ipynb #c016
+def update_readme(readme='README.md', **kwargs) -> bool:
+    "Replace the block between the results markers of `readme` with `results_markdown()`; True if it changed."
+    from forgeloc.core import atomic_write
+    p = resolve(readme)
+    text = p.read_text()
+    start, end = '<!-- results:start -->', '<!-- results:end -->'
+    if start not in text or end not in text:
+        raise ForgelocError(f'{p} has no {start} ... {end} block')
+    head, rest = text.split(start, 1)
+    new = head + start + '\n' + results_markdown(**kwargs) + end + rest.split(end, 1)[1]
+    if new != text:
+        with atomic_write(p) as f:
+            f.write(new)
+    return new != text

@@ -62,21 +62,13 @@ def photo_path(name: str) -> Path:
 
 # %% ../../nbs/10_data.sample.ipynb #c010
 def find_face(img: np.ndarray) -> tuple:
-    "Box `(x, y, w, h)` of the largest frontal face in the RGB image `img` (OpenCV Haar cascade; scikit-image LBP if absent)."
-    h, w = img.shape[:2]
-    if hasattr(cv2, 'CascadeClassifier'):
-        cc = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / 'haarcascade_frontalface_default.xml'))
-        found = [tuple(int(v) for v in b) for b in
-                 cc.detectMultiScale(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))]
-    else:  # OpenCV >= 5
-        from skimage import data, feature
-        lbp = feature.Cascade(data.lbp_frontal_face_cascade_filename())
-        found = [(d['c'], d['r'], d['width'], d['height']) for d in
-                 lbp.detect_multi_scale(img=np.ascontiguousarray(img), scale_factor=1.2, step_ratio=1,
-                                        min_size=(24, 24), max_size=(h, w))]
-    if not found:
-        raise ForgelocError(f"no frontal face found in an image of size {w}x{h}")
-    return tuple(int(v) for v in max(found, key=lambda b: b[2] * b[3]))
+    "Box `(x, y, w, h)` of the largest frontal face in the RGB image `img` (OpenCV Haar cascade)."
+    from forgeloc.data.video import FaceDetector
+    box = FaceDetector(min_size=0.04).detect(img)
+    if box is None:
+        raise ForgelocError(f"no frontal face found in an image of size {img.shape[1]}x{img.shape[0]}")
+    x0, y0, x1, y1 = box
+    return x0, y0, x1 - x0, y1 - y0
 
 # %% ../../nbs/10_data.sample.ipynb #c012
 @lru_cache(maxsize=1)

@@ -21,8 +21,8 @@ from ..core import ForgelocError, atomic_dir, atomic_write, check_choice, check_
 # %% auto #0
 __all__ = ['FFPP_DIR', 'CASIA_DIR', 'FFPP_METHODS', 'SPLITS', 'X264_DETERMINISTIC', 'IMAGE_EXTS', 'MANIFEST_COLS',
            'ffpp_split_map', 'list_ffpp_videos', 'video_info', 'read_frames', 'write_video', 'sample_frame_indices',
-           'FaceDetector', 'square_box', 'crop_square', 'list_casia_images', 'read_image', 'find_datasets',
-           'extract_frames']
+           'FaceDetector', 'square_box', 'crop_square', 'casia_source_ids', 'casia_groups', 'list_casia_images',
+           'read_image', 'find_datasets', 'extract_frames']
 
 # %% ../../nbs/11_data.video.ipynb #c005
 FFPP_DIR, CASIA_DIR = 'FaceForensics++', 'CASIA2'
@@ -195,22 +195,45 @@ def crop_square(img: np.ndarray, box, size: int, interpolation=None) -> np.ndarr
 # %% ../../nbs/11_data.video.ipynb #c026
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
 
+def casia_source_ids(stem: str) -> list[str]:
+    "The CASIA image ids a file name refers to: its own for `Au_<cat>_<n>`, its sources for `Tp_*`/`Sp_*`."
+    import re
+    m = re.fullmatch(r'Au_([a-z]{3})_?(\d{4,5})', stem)
+    if m:
+        return [m.group(1) + m.group(2)]
+    return re.findall(r'(?<![a-z])([a-z]{3}\d{4,5})(?=_|$)', stem)
+
+def casia_groups(stems) -> dict:
+    "Map each stem to a group key so that images sharing a source id (authentic ↔ tampered twins) share a key."
+    parent = {}
+    def find(a):
+        while parent.setdefault(a, a) != a:
+            parent[a] = parent[parent[a]]; a = parent[a]
+        return a
+    for st in stems:
+        ids = casia_source_ids(st) or [st]
+        for other in ids[1:]:
+            parent[find(other)] = find(ids[0])
+        find(ids[0])
+    return {st: find((casia_source_ids(st) or [st])[0]) for st in stems}
+
+# %% ../../nbs/11_data.video.ipynb #c028
 def list_casia_images(casia_root, seed: int = 0, gt_dirs=('CASIA2.0_Groundtruth', 'Groundtruth', 'GT')) -> list[dict]:
-    "Authentic and tampered images of a CASIA v2.0 tree: dicts of image, path, label, method, mask_path, split."
+    "Authentic and tampered images of a CASIA v2.0 tree: dicts of image, path, label, method, mask_path, split (8:1:1 by twin group)."
     casia_root = Path(casia_root)
     gts = [casia_root / d for d in gt_dirs if (casia_root / d).is_dir()]
+    files = [(sub, label, p) for sub, label in (('Au', 0), ('Tp', 1)) for p in sorted((casia_root / sub).glob('*'))
+             if p.suffix.lower() in IMAGE_EXTS]
+    group = casia_groups([p.stem for _, _, p in files])
     rows = []
-    for sub, label in (('Au', 0), ('Tp', 1)):
-        for p in sorted((casia_root / sub).glob('*')):
-            if p.suffix.lower() not in IMAGE_EXTS:
-                continue
-            mask = next((g / f'{p.stem}_gt.png' for g in gts if (g / f'{p.stem}_gt.png').exists()), None)
-            method = 'authentic' if label == 0 else ('splice' if p.name.startswith('Tp_D') else 'copy_move')
-            rows.append({'video': p.stem, 'path': p, 'label': label, 'method': method, 'mask_path': mask,
-                         'split': _seeded_split(p.stem, seed, (8, 1, 1))})
+    for sub, label, p in files:
+        mask = next((g / f'{p.stem}_gt.png' for g in gts if (g / f'{p.stem}_gt.png').exists()), None)
+        method = 'authentic' if label == 0 else ('splice' if p.name.startswith('Tp_D') else 'copy_move')
+        rows.append({'video': p.stem, 'path': p, 'label': label, 'method': method, 'mask_path': mask,
+                     'split': _seeded_split(group[p.stem], seed, (8, 1, 1)), 'group': group[p.stem]})
     return rows
 
-# %% ../../nbs/11_data.video.ipynb #c027
+# %% ../../nbs/11_data.video.ipynb #c029
 def read_image(path) -> np.ndarray:
     "An image file as H×W×3 uint8 RGB (grey, palette, RGBA and 16-bit converted explicitly); clear error if unreadable."
     from PIL import Image
@@ -224,7 +247,7 @@ def read_image(path) -> np.ndarray:
     except (OSError, ValueError) as e:
         raise ForgelocError(f'cannot read image {path}: {e}') from None
 
-# %% ../../nbs/11_data.video.ipynb #c030
+# %% ../../nbs/11_data.video.ipynb #c032
 MANIFEST_COLS = ['item', 'dataset', 'source', 'frame', 'label', 'method', 'split', 'mask_source',
                  'x0', 'y0', 'x1', 'y1', 'src_h', 'src_w']
 
@@ -240,7 +263,7 @@ def find_datasets(raw_dir) -> dict:
         raise ForgelocError(f'raw-data directory {raw} holds no known dataset (expected {FFPP_DIR}/ or {CASIA_DIR}/)')
     return found
 
-# %% ../../nbs/11_data.video.ipynb #c031
+# %% ../../nbs/11_data.video.ipynb #c033
 def _rel(p, root):
     try: return str(Path(p).relative_to(root))
     except ValueError: return str(p)
@@ -283,7 +306,7 @@ def _extract_image(r, out, raw, image_size):
             'method': r['method'], 'split': r['split'], 'mask_source': _rel(r['mask_path'], raw) if r['mask_path'] else '',
             'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0], 'src_h': img.shape[0], 'src_w': img.shape[1]}
 
-# %% ../../nbs/11_data.video.ipynb #c032
+# %% ../../nbs/11_data.video.ipynb #c034
 def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int = 7, frames_per_fake: int = 2,
                    every_k: int = 5, compression: str = 'c23', crop: str = 'box', box_scale: float = 1.3,
                    crop_size: int = 128, image_size: int = 128, seed: int = 0, progress: bool = True) -> pd.DataFrame:
