@@ -60,3 +60,13 @@ def test_parameter_types_survive_papermill():
         names = parameters_cell(ROOT / 'nbs' / 'pipeline' / f'{stage}.ipynb')
         for k, v in dvc_stage_params(stage).items():
             assert isinstance(v, type(names[k])) or (isinstance(names[k], float) and isinstance(v, int)), (stage, k, v)
+
+
+def test_each_stage_reads_only_its_own_and_upstream_groups():
+    "Changing a train.* value must re-run train and evaluate only: no earlier stage may read a later group."
+    order = {'base': -1, **{s: i for i, s in enumerate(STAGES)}}
+    for i, stage in enumerate(STAGES):
+        used = {k.split('.')[0] for k in re.findall(r'\$\{([^}]+)\}', yaml.safe_dump(DVC['stages'][stage]))}
+        assert all(order[g] <= i for g in used), f'stage {stage} reads a later group: {sorted(used)}'
+    train_users = {s for s in STAGES if '${train.' in yaml.safe_dump(DVC['stages'][s])}
+    assert train_users == {'train', 'evaluate'}

@@ -61,4 +61,7 @@ def test_train_and_evaluate(pipeline):
     roc = pd.read_csv(pipeline['roc'])
     assert list(roc.columns) == ['fpr', 'tpr', 'threshold'] and roc.tpr.iloc[-1] == 1.0
     assert pipeline['figure'].stat().st_size > 10_000
-    assert set(pd.read_csv(pipeline['groups']).group) >= {'ffpp', 'casia'}
+    test_rows = pd.read_csv(pipeline['masks'] / 'manifest.csv').query("split == 'test'")
+    groups = set(pd.read_csv(pipeline['groups']).group)
+    assert 'ffpp' in groups and groups >= set(test_rows.dataset)
+    assert {f'ffpp/{m}' for m in ('Deepfakes', 'Face2Face', 'FaceSwap')} <= groups
