@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export FORGELOC_ROOT := $(CURDIR)
 RAW := $(shell awk '/^base:/{b=1;next} /^[^ #]/{b=0} b && $$1=="raw_dir:"{print $$2; exit}' params.yaml)
 
-.PHONY: install data repro test export readme
+.PHONY: install install-landmarks data repro test export readme benchmark
 
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ $(VENV)/.installed: settings.ini setup.py
 	touch $@
 
 install: $(VENV)/.installed
+
+# The optional `landmarks` extra (dlib + its 68-point model) for crop=fcn and landmark labels.
+# dlib compiles from source: about 14 minutes on 2 cores the first time (pip caches the wheel).
+$(VENV)/.landmarks: $(VENV)/.installed
+	@echo "installing the landmarks extra: dlib compiles from source (about 14 minutes on 2 cores the first time)"
+	$(BIN)/python -m pip install -q -e ".[dev,landmarks]"
+	touch $@
+
+install-landmarks: $(VENV)/.landmarks
 
 # Build the embedded sample dataset if the raw-data folder is absent or empty, then let DVC
 # record it in data.dvc and its cache (data.dvc is unchanged when the build is byte-identical).
@@ -31,9 +40,12 @@ data: install
 repro: data
 	time $(BIN)/dvc repro
 
-test: install
+test: install-landmarks
 	$(BIN)/python -m pytest -q tests
-	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/nbdev_test --n_workers 2 --flags dlib
+
+benchmark: install
+	$(BIN)/python benchmarks/extract_throughput.py
 
 readme: install
 	$(BIN)/python -c "from forgeloc.pipeline import update_readme; print('README updated' if update_readme() else 'README unchanged')"

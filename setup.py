@@ -16,6 +16,8 @@ setup(
     packages=find_packages(include=["forgeloc", "forgeloc.*"]),
     include_package_data=True,
     install_requires=c["requirements"].split(),
-    extras_require={"dev": c["dev_requirements"].split()},
+    extras_require={"dev": c["dev_requirements"].split(),
+                    # dlib compiles from source (about 14 minutes on 2 cores; pip caches the wheel)
+                    "landmarks": c["landmarks_requirements"].split()},
     zip_safe=False,
 )

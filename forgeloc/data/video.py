@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 from ..core import ForgelocError, atomic_dir, atomic_write, check_choice, check_positive
 
 # %% auto #0
-__all__ = ['FFPP_DIR', 'CASIA_DIR', 'FFPP_METHODS', 'SPLITS', 'X264_DETERMINISTIC', 'IMAGE_EXTS', 'MANIFEST_COLS',
-           'ffpp_split_map', 'list_ffpp_videos', 'video_info', 'read_frames', 'write_video', 'sample_frame_indices',
-           'FaceDetector', 'square_box', 'crop_square', 'casia_source_ids', 'casia_groups', 'list_casia_images',
-           'read_image', 'find_datasets', 'extract_frames']
+__all__ = ['FFPP_DIR', 'CASIA_DIR', 'FFPP_METHODS', 'SPLITS', 'X264_DETERMINISTIC', 'POLICIES', 'LANDMARKS_EXTRA', 'IMAGE_EXTS',
+           'MANIFEST_COLS', 'CROPS', 'ffpp_split_map', 'list_ffpp_videos', 'video_info', 'read_frames', 'write_video',
+           'sample_frame_indices', 'FaceDetector', 'square_box', 'crop_square', 'dlib_predictor_path',
+           'LandmarkDetector', 'five_landmarks', 'fcn_crop_box', 'casia_source_ids', 'casia_groups',
+           'list_casia_images', 'read_image', 'find_datasets', 'frame_count_for', 'extract_frames']
 
 # %% ../../nbs/11_data.video.ipynb #c005
 FFPP_DIR, CASIA_DIR = 'FaceForensics++', 'CASIA2'
@@ -96,23 +97,47 @@ def video_info(path) -> dict:
     return {'n_frames': int(n), 'height': int(h), 'width': int(w)}
 
 # %% ../../nbs/11_data.video.ipynb #c012
-def read_frames(path, indices) -> dict:
-    "Decode the frames at `indices` of the video at `path`: {index: H×W×3 uint8 RGB}."
-    want, got = set(int(i) for i in indices), {}
+def _frame_index(frame, start, tb, fps):
+    "Index of a decoded frame from its presentation time (constant frame rate)."
+    return int(round(float((frame.pts - start) * tb * fps)))
+
+def read_frames(path, indices, seek_gap: int = 32) -> dict:
+    """Decode only the frames at `indices` of the video at `path`: {index: H×W×3 uint8 RGB}.
+    A wanted frame more than `seek_gap` frames past the last decoded one is reached by seeking to
+    the key frame before it; nearer ones by decoding on. Falls back to counting frames when the
+    stream has no timestamps."""
+    want = sorted(set(int(i) for i in indices))
+    got = {}
     if not want:
         return got
     try:
         with av.open(str(path)) as c:
-            for i, frame in enumerate(c.decode(video=0)):
-                if i in want:
-                    got[i] = frame.to_ndarray(format='rgb24')
-                if i >= max(want):
-                    break
+            s = c.streams.video[0]
+            fps, tb, start = s.average_rate, s.time_base, s.start_time or 0
+            timed = fps is not None and tb is not None
+            frames, pos = None, -1
+            for t in want:
+                if t in got:
+                    continue
+                if frames is None or (timed and t - pos > seek_gap):
+                    if timed and t > 0:
+                        c.seek(int(start + t / fps / tb), stream=s, backward=True, any_frame=False)
+                    frames, counter = c.decode(s), -1
+                for f in frames:
+                    counter += 1
+                    i = _frame_index(f, start, tb, fps) if timed and f.pts is not None else counter
+                    pos = i
+                    if i in want and i not in got:
+                        got[i] = f.to_ndarray(format='rgb24')
+                    if i >= t:
+                        break
+                else:
+                    break   # end of stream
     except (av.error.FFmpegError, IndexError, OSError) as e:
         raise ForgelocError(f'cannot decode video {path}: {e}') from None
-    missing = want - set(got)
+    missing = set(want) - set(got)
     if missing:
-        raise ForgelocError(f'video {path} has no frame {min(missing)} (it ended after {len(got) and max(got) + 1} decoded frames)')
+        raise ForgelocError(f'video {path} has no frame {min(missing)} (it has {video_info(path)["n_frames"]} frames)')
     return got
 
 # %% ../../nbs/11_data.video.ipynb #c014
@@ -143,17 +168,21 @@ def write_video(path, frames, crf: int = 23, fps: int = 25) -> Path:
             c.mux(s.encode())
     return path
 
-# %% ../../nbs/11_data.video.ipynb #c017
+# %% ../../nbs/11_data.video.ipynb #c019
+POLICIES = ('fixed', 'every_k', 'evenly')
+
 def sample_frame_indices(n_frames: int, policy: str = 'fixed', count: int = 7, every_k: int = 5, rng=None) -> list[int]:
-    "Sorted frame indices of a video with `n_frames` frames under `policy` ('fixed' `count` at random, or 'every_k')."
-    check_choice('extract_frames.policy', policy, ['fixed', 'every_k'])
+    "Sorted frame indices of a video with `n_frames` frames under `policy`: 'fixed' (`count` at random), 'every_k' or 'evenly' (`count` evenly spaced)."
+    check_choice('extract_frames.policy', policy, POLICIES)
     if policy == 'every_k':
         return list(range(0, n_frames, check_positive('extract_frames.every_k', every_k)))
     count = check_positive('extract_frames.frames_per_video', count)
+    if policy == 'evenly':
+        return sorted(set(np.linspace(0, n_frames - 1, min(count, n_frames)).round().astype(int).tolist()))
     rng = rng if rng is not None else np.random.default_rng(0)
     return sorted(rng.choice(n_frames, size=min(count, n_frames), replace=False).tolist())
 
-# %% ../../nbs/11_data.video.ipynb #c020
+# %% ../../nbs/11_data.video.ipynb #c022
 class FaceDetector:
     "Largest frontal face in an RGB image with OpenCV's Haar cascade: `detect(img)` → (x0, y0, x1, y1) or None."
     def __init__(self, cascade: str = 'haarcascade_frontalface_default.xml', scale_factor=1.1, min_neighbors=5, min_size=0.15):
@@ -171,7 +200,7 @@ class FaceDetector:
         x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
         return int(x), int(y), int(x + w), int(y + h)
 
-# %% ../../nbs/11_data.video.ipynb #c021
+# %% ../../nbs/11_data.video.ipynb #c023
 def square_box(box, scale: float = 1.3) -> tuple[int, int, int, int]:
     "Square box of side `scale`·max(w, h) centred on `box` (x0, y0, x1, y1); may extend past the frame."
     x0, y0, x1, y1 = box
@@ -192,7 +221,59 @@ def crop_square(img: np.ndarray, box, size: int, interpolation=None) -> np.ndarr
         interpolation = cv2.INTER_AREA if out.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(out, (size, size), interpolation=interpolation)
 
-# %% ../../nbs/11_data.video.ipynb #c026
+# %% ../../nbs/11_data.video.ipynb #c028
+LANDMARKS_EXTRA = 'landmarks'
+
+def dlib_predictor_path() -> Path:
+    "Path of dlib's 68-point predictor inside the `face_recognition_models` package (found without importing it)."
+    import importlib.util
+    spec = importlib.util.find_spec('face_recognition_models')
+    if spec is None or not spec.submodule_search_locations:
+        raise ForgelocError(f"facial landmarks need the optional extra `{LANDMARKS_EXTRA}`: "
+                            f"pip install -e \".[{LANDMARKS_EXTRA}]\" (face_recognition_models is missing)")
+    p = Path(list(spec.submodule_search_locations)[0]) / 'models' / 'shape_predictor_68_face_landmarks.dat'
+    if not p.exists():
+        raise ForgelocError(f'dlib predictor not found at {p}')
+    return p
+
+# %% ../../nbs/11_data.video.ipynb #c029
+class LandmarkDetector:
+    "dlib's frontal face detector and 68-point predictor: `detect(img)` → (box (x0, y0, x1, y1), 68×2 landmarks) or None."
+    def __init__(self, upsample: int = 1):
+        try:
+            import dlib
+        except ImportError:
+            raise ForgelocError(f"facial landmarks need dlib, the optional extra `{LANDMARKS_EXTRA}`: "
+                                f"pip install -e \".[{LANDMARKS_EXTRA}]\" (dlib compiles from source, about 14 minutes on 2 cores)") from None
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(str(dlib_predictor_path()))
+        self.upsample, self._dlib = upsample, dlib
+
+    def detect(self, img: np.ndarray):
+        img = np.ascontiguousarray(img)
+        rects = self.detector(img, self.upsample)
+        if not len(rects):
+            return None
+        r = max(rects, key=lambda r: r.width() * r.height())
+        shape = self.predictor(img, r)
+        pts = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+        return (r.left(), r.top(), r.right(), r.bottom()), pts
+
+# %% ../../nbs/11_data.video.ipynb #c030
+def five_landmarks(l68: np.ndarray) -> np.ndarray:
+    "The five landmarks of the FCN paper from 68 iBUG points: eye centres (36–41, 42–47), nose tip (30), mouth corners (48, 54)."
+    l68 = np.asarray(l68, np.float32)
+    return np.stack([l68[36:42].mean(0), l68[42:48].mean(0), l68[30], l68[48], l68[54]])
+
+def fcn_crop_box(box, landmarks5, scale: float = 1.1) -> tuple[int, int, int, int]:
+    "Square of side 2·`scale`·max(box w, h) centred on the mean of the five landmarks (Tarasiou & Zafeiriou, Sec. IV-A)."
+    x0, y0, x1, y1 = box
+    half = scale * max(x1 - x0, y1 - y0)
+    cx, cy = np.asarray(landmarks5, np.float32).mean(0)
+    a, b, side = int(round(cx - half)), int(round(cy - half)), int(round(2 * half))
+    return a, b, a + side, b + side
+
+# %% ../../nbs/11_data.video.ipynb #c035
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
 
 def casia_source_ids(stem: str) -> list[str]:
@@ -217,7 +298,7 @@ def casia_groups(stems) -> dict:
         find(ids[0])
     return {st: find((casia_source_ids(st) or [st])[0]) for st in stems}
 
-# %% ../../nbs/11_data.video.ipynb #c028
+# %% ../../nbs/11_data.video.ipynb #c037
 def list_casia_images(casia_root, seed: int = 0, gt_dirs=('CASIA2.0_Groundtruth', 'Groundtruth', 'GT')) -> list[dict]:
     "Authentic and tampered images of a CASIA v2.0 tree: dicts of image, path, label, method, mask_path, split (8:1:1 by twin group)."
     casia_root = Path(casia_root)
@@ -233,7 +314,7 @@ def list_casia_images(casia_root, seed: int = 0, gt_dirs=('CASIA2.0_Groundtruth'
                      'split': _seeded_split(group[p.stem], seed, (8, 1, 1)), 'group': group[p.stem]})
     return rows
 
-# %% ../../nbs/11_data.video.ipynb #c029
+# %% ../../nbs/11_data.video.ipynb #c038
 def read_image(path) -> np.ndarray:
     "An image file as H×W×3 uint8 RGB (grey, palette, RGBA and 16-bit converted explicitly); clear error if unreadable."
     from PIL import Image
@@ -247,9 +328,10 @@ def read_image(path) -> np.ndarray:
     except (OSError, ValueError) as e:
         raise ForgelocError(f'cannot read image {path}: {e}') from None
 
-# %% ../../nbs/11_data.video.ipynb #c032
+# %% ../../nbs/11_data.video.ipynb #c041
 MANIFEST_COLS = ['item', 'dataset', 'source', 'frame', 'label', 'method', 'split', 'mask_source',
-                 'x0', 'y0', 'x1', 'y1', 'src_h', 'src_w']
+                 'crop', 'x0', 'y0', 'x1', 'y1', 'src_h', 'src_w', 'landmarks', 'sha1']
+CROPS = ('none', 'box', 'fcn')
 
 def find_datasets(raw_dir) -> dict:
     "The datasets present in `raw_dir`: {'ffpp': path, 'casia': path}; an error when there are none."
@@ -263,74 +345,106 @@ def find_datasets(raw_dir) -> dict:
         raise ForgelocError(f'raw-data directory {raw} holds no known dataset (expected {FFPP_DIR}/ or {CASIA_DIR}/)')
     return found
 
-# %% ../../nbs/11_data.video.ipynb #c033
+# %% ../../nbs/11_data.video.ipynb #c042
 def _rel(p, root):
     try: return str(Path(p).relative_to(root))
     except ValueError: return str(p)
 
-def _extract_video(v, out, raw, policy, frames_per_real, frames_per_fake, every_k, crop, box_scale, crop_size, detector, rng):
+def _write_png(path: Path, rgb: np.ndarray) -> str:
+    "Write `rgb` as PNG at `path`; return the SHA-1 of the file's bytes (the manifest's content hash)."
+    import hashlib
+    ok, buf = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ForgelocError(f'cannot encode {path}')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.tobytes())
+    return hashlib.sha1(buf.tobytes()).hexdigest()
+
+def frame_count_for(video: dict, cfg: dict) -> int:
+    "How many frames to take from `video` under the sampling policy in `cfg`."
+    if cfg['policy'] == 'fixed':
+        return cfg['frames_per_real'] if video['label'] == 0 else cfg['frames_per_fake']
+    if cfg['policy'] == 'evenly':
+        n = cfg['frames_train'] if video['split'] == 'train' else cfg['frames_eval']
+        return n * (cfg['real_factor_train'] if video['split'] == 'train' and video['label'] == 0 else 1)
+    return 0  # every_k takes no count
+
+def _face_box(f, cfg, detector):
+    "Crop box of frame `f` under cfg['crop'] and the landmarks used: (box, landmarks or None), or (None, reason)."
+    if cfg['crop'] == 'none':
+        return (0, 0, f.shape[1], f.shape[0]), None
+    found = detector.detect(f)
+    if found is None:
+        return None, 'no face found'
+    if cfg['crop'] == 'box':
+        return square_box(found, cfg['box_scale']), None
+    box, l68 = found
+    five = five_landmarks(l68)
+    return fcn_crop_box(box, five, cfg['fcn_scale']), five
+
+def _extract_video(v, out, raw, cfg, detector, rng):
     "Frames of one video → (manifest rows, skipped rows)."
     rows, skipped = [], []
     info = video_info(v['path'])
-    count = frames_per_real if v['label'] == 0 else frames_per_fake
-    idx = sample_frame_indices(info['n_frames'], policy, count, every_k, rng)
+    idx = sample_frame_indices(info['n_frames'], cfg['policy'], frame_count_for(v, cfg), cfg['every_k'], rng)
     frames = read_frames(v['path'], idx)
     for i in idx:
         f = frames[i]
-        if crop == 'box':
-            face = detector.detect(f)
-            if face is None:
-                skipped.append({'source': _rel(v['path'], raw), 'frame': i, 'reason': 'no face found'}); continue
-            box = square_box(face, box_scale)
-        else:
-            box = (0, 0, f.shape[1], f.shape[0])
+        box, lm = _face_box(f, cfg, detector)
+        if box is None:
+            skipped.append({'source': _rel(v['path'], raw), 'frame': i, 'reason': lm}); continue
         item = f"ffpp/{v['method']}/{v['video']}_{i:04d}"
-        img = crop_square(f, box, crop_size) if crop == 'box' else cv2.resize(f, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
-        path = out / 'frames' / f'{item}.png'
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        sha = _write_png(out / 'frames' / f'{item}.png', crop_square(f, box, cfg['crop_size']))
         rows.append({'item': item, 'dataset': 'ffpp', 'source': _rel(v['path'], raw), 'frame': i, 'label': v['label'],
                      'method': v['method'], 'split': v['split'],
-                     'mask_source': _rel(v['mask_path'], raw) if v['mask_path'] else '',
-                     'x0': box[0], 'y0': box[1], 'x1': box[2], 'y1': box[3], 'src_h': f.shape[0], 'src_w': f.shape[1]})
+                     'mask_source': _rel(v['mask_path'], raw) if v['mask_path'] else '', 'crop': cfg['crop'],
+                     'x0': box[0], 'y0': box[1], 'x1': box[2], 'y1': box[3], 'src_h': f.shape[0], 'src_w': f.shape[1],
+                     'landmarks': json.dumps(np.round(lm, 1).tolist()) if lm is not None else '', 'sha1': sha})
     return rows, skipped
 
 def _extract_image(r, out, raw, image_size):
     img = read_image(r['path'])
     item = f"casia/{r['method']}/{r['video']}"
-    path = out / 'frames' / f'{item}.png'
-    path.parent.mkdir(parents=True, exist_ok=True)
     small = img if img.shape[:2] == (image_size, image_size) else cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA)
-    cv2.imwrite(str(path), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    sha = _write_png(out / 'frames' / f'{item}.png', small)
     return {'item': item, 'dataset': 'casia', 'source': _rel(r['path'], raw), 'frame': 0, 'label': r['label'],
             'method': r['method'], 'split': r['split'], 'mask_source': _rel(r['mask_path'], raw) if r['mask_path'] else '',
-            'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0], 'src_h': img.shape[0], 'src_w': img.shape[1]}
+            'crop': 'none', 'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0], 'src_h': img.shape[0],
+            'src_w': img.shape[1], 'landmarks': '', 'sha1': sha}
 
-# %% ../../nbs/11_data.video.ipynb #c034
+# %% ../../nbs/11_data.video.ipynb #c043
 def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int = 7, frames_per_fake: int = 2,
-                   every_k: int = 5, compression: str = 'c23', crop: str = 'box', box_scale: float = 1.3,
+                   every_k: int = 5, frames_train: int = 270, frames_eval: int = 100, real_factor_train: int = 1,
+                   compression: str = 'c23', crop: str = 'box', box_scale: float = 1.3, fcn_scale: float = 1.1,
                    crop_size: int = 128, image_size: int = 128, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    "Run the extract_frames stage from `raw_dir` into `out_dir` (replaced atomically); returns the manifest."
-    check_choice('extract_frames.policy', policy, ['fixed', 'every_k'])
-    check_choice('extract_frames.crop', crop, ['box', 'none'])
+    """Run the extract_frames stage from `raw_dir` into `out_dir` (replaced atomically); returns the manifest.
+    Sampling: `policy` fixed (`frames_per_real`/`frames_per_fake`), every_k, or evenly (`frames_train`/`frames_eval`,
+    real training videos × `real_factor_train`). Crop: none (whole frame), box (Haar box × `box_scale`) or fcn
+    (landmark rule, `fcn_scale`; needs the `landmarks` extra)."""
+    check_choice('extract_frames.policy', policy, POLICIES)
+    check_choice('extract_frames.crop', crop, CROPS)
     for name, v in (('frames_per_real', frames_per_real), ('frames_per_fake', frames_per_fake), ('every_k', every_k),
+                    ('frames_train', frames_train), ('frames_eval', frames_eval), ('real_factor_train', real_factor_train),
                     ('crop_size', crop_size), ('image_size', image_size)):
         check_positive(f'extract_frames.{name}', v)
-    check_positive('extract_frames.box_scale', box_scale, float)
+    for name, v in (('box_scale', box_scale), ('fcn_scale', fcn_scale)):
+        check_positive(f'extract_frames.{name}', v, float)
+    cfg = dict(policy=policy, frames_per_real=frames_per_real, frames_per_fake=frames_per_fake, every_k=every_k,
+               frames_train=frames_train, frames_eval=frames_eval, real_factor_train=real_factor_train, crop=crop,
+               box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size)
     raw = Path(raw_dir)
     found = find_datasets(raw)
+    detector = {'box': FaceDetector, 'fcn': LandmarkDetector}.get(crop, lambda: None)() if 'ffpp' in found else None
     rng = np.random.default_rng(seed)
     rows, skipped = [], []
     with atomic_dir(out_dir) as out:
         if 'ffpp' in found:
             videos = list_ffpp_videos(found['ffpp'], compression, seed)
-            detector = FaceDetector() if crop == 'box' else None
             for v in tqdm(videos, desc='extract_frames: videos', disable=not progress):
                 if v['split'] is None:
                     skipped.append({'source': _rel(v['path'], raw), 'frame': -1, 'reason': 'video in no split file'}); continue
                 try:
-                    r, s = _extract_video(v, out, raw, policy, frames_per_real, frames_per_fake, every_k, crop,
-                                          box_scale, crop_size, detector, rng)
+                    r, s = _extract_video(v, out, raw, cfg, detector, rng)
                 except ForgelocError as e:
                     warnings.warn(str(e)); r, s = [], [{'source': _rel(v['path'], raw), 'frame': -1, 'reason': str(e)}]
                 rows += r; skipped += s
@@ -345,8 +459,9 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLS)
         manifest.to_csv(out / 'manifest.csv', index=False)
         pd.DataFrame(skipped, columns=['source', 'frame', 'reason']).to_csv(out / 'skipped.csv', index=False)
-        summary = {'n_frames': len(manifest), 'n_skipped': len(skipped),
-                   'by_split_label': {f'{s}/{l}': int(n) for (s, l), n in manifest.groupby(['split', 'label']).size().items()}}
+        summary = {'n_frames': len(manifest), 'n_skipped': len(skipped), 'config': cfg,
+                   'by_split_label': {f'{s}/{l}': int(n) for (s, l), n in manifest.groupby(['split', 'label']).size().items()},
+                   'skipped_by_reason': pd.DataFrame(skipped, columns=['reason']).reason.str.split(':').str[0].value_counts().to_dict()}
         (out / 'summary.json').write_text(json.dumps(summary, indent=2))
     if skipped:
         print(f'extract_frames: {len(skipped)} item(s) skipped, listed in {Path(out_dir) / "skipped.csv"}')
