@@ -33,7 +33,7 @@ def pipeline(tiny_raw, tmp_path_factory):
 
 def test_extract_frames(pipeline):
     man = pd.read_csv(pipeline['frames'] / 'manifest.csv')
-    assert set(man.dataset) == {'ffpp', 'casia'}
+    assert set(man.dataset) == {'ffpp', 'casia2'}
     assert set(man.split) == {'train', 'val', 'test'}
     assert {'original', 'Deepfakes', 'Face2Face', 'FaceSwap'} <= set(man.method)
     assert man.groupby('source').size().max() <= 3              # frames_per_real=3 reached the notebook
@@ -65,3 +65,35 @@ def test_train_and_evaluate(pipeline):
     groups = set(pd.read_csv(pipeline['groups']).group)
     assert 'ffpp' in groups and groups >= set(test_rows.dataset)
     assert {f'ffpp/{m}' for m in ('Deepfakes', 'Face2Face', 'FaceSwap')} <= groups
+
+
+def test_shallowfake_benchmarks_flow_through_both_stages(tmp_path):
+    "NIST16 (black = manipulated, masks named by a reference list) and COVERAGE, in their own layouts, end as 1 = manipulated masks."
+    import cv2
+    import numpy as np
+    from forgeloc.data.masks import build_masks
+    from forgeloc.data.video import extract_frames
+    raw = tmp_path / 'raw'
+    rng = np.random.default_rng(0)
+    img = lambda: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    nist = raw / 'NC2016'
+    (nist / 'probe').mkdir(parents=True); (nist / 'mask').mkdir()
+    cv2.imwrite(str(nist / 'probe' / 'NC2016_0001.jpg'), img())
+    cv2.imwrite(str(nist / 'probe' / 'NC2016_0002.jpg'), img())
+    m = np.full((48, 64), 255, np.uint8); m[10:30, 20:50] = 0                      # black marks the manipulation
+    cv2.imwrite(str(nist / 'mask' / 'NC2016_9_mask.png'), m)
+    (nist / 'NC2016_list.txt').write_text('probe/NC2016_0001.jpg\nprobe/NC2016_0002.jpg mask/NC2016_9_mask.png\n')
+    cov = raw / 'COVERAGE'
+    (cov / 'image').mkdir(parents=True); (cov / 'mask').mkdir()
+    cv2.imwrite(str(cov / 'image' / '1.tif'), img()); cv2.imwrite(str(cov / 'image' / '1t.tif'), img())
+    c = np.zeros((48, 64), np.uint8); c[5:20, 5:25] = 255
+    cv2.imwrite(str(cov / 'mask' / '1forged.tif'), c)
+    frames = extract_frames(raw, tmp_path / 'frames', image_size=32, progress=False)
+    assert set(frames.dataset) == {'nist16', 'coverage'} and set(frames.split) == {'test'}
+    masks = build_masks(tmp_path / 'frames', tmp_path / 'masks', raw, progress=False).set_index('source')
+    def mask_of(src):
+        return cv2.imread(str(tmp_path / 'masks' / masks.loc[src, 'mask']), cv2.IMREAD_GRAYSCALE) > 127
+    expect = cv2.resize((m == 0).astype(np.uint8), (32, 32), interpolation=cv2.INTER_NEAREST).astype(bool)
+    assert (mask_of('NC2016/probe/NC2016_0002.jpg') == expect).all()
+    assert not mask_of('NC2016/probe/NC2016_0001.jpg').any()
+    assert abs(masks.loc['COVERAGE/image/1t.tif', 'mask_fraction'] - (c > 0).mean()) < 0.03

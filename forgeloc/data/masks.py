@@ -60,6 +60,7 @@ def _write_mask(out, item, m):
 
 def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, progress: bool = True) -> pd.DataFrame:
     "Run the build_masks stage: masks for every frame listed in `frames_dir/manifest.csv` into `out_dir` (atomic)."
+    from forgeloc.data.shallowfake import load_mask
     frames_dir, raw = Path(frames_dir), Path(raw_dir)
     mf = frames_dir / 'manifest.csv'
     if not mf.exists():
@@ -83,11 +84,10 @@ def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, progress
                     masks = {r.item: by_frame[r.frame] for r in g.itertuples()}
                 else:
                     r = g.iloc[0].to_dict()
-                    if not r['mask_source']:
-                        raise ForgelocError(f'{source}: tampered image without a ground-truth mask')
-                    m = normalize_image_mask(read_image(raw / r['mask_source']))
-                    if m.shape != (r['src_h'], r['src_w']):
-                        raise ForgelocError(f"mask {r['mask_source']} is {m.shape[1]}×{m.shape[0]} but image {source} is {r['src_w']}×{r['src_h']}")
+                    rec = {'dataset': dataset, 'image': r['item'], 'path': raw / source, 'label': int(r['label']),
+                           'mask_path': raw / r['mask_source'] if r['mask_source'] else None,
+                           'polarity': r.get('polarity') or 'white', 'skip_reason': None}
+                    m = load_mask(rec)     # normalized to 1 = manipulated; size checked against the image
                     masks = {r['item']: cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)}
             except ForgelocError as e:
                 warnings.warn(str(e))

@@ -329,20 +329,23 @@ def read_image(path) -> np.ndarray:
         raise ForgelocError(f'cannot read image {path}: {e}') from None
 
 # %% ../../nbs/11_data.video.ipynb #c041
-MANIFEST_COLS = ['item', 'dataset', 'source', 'frame', 'label', 'method', 'split', 'mask_source',
+MANIFEST_COLS = ['item', 'dataset', 'source', 'frame', 'label', 'method', 'split', 'mask_source', 'polarity',
                  'crop', 'x0', 'y0', 'x1', 'y1', 'src_h', 'src_w', 'landmarks', 'sha1']
 CROPS = ('none', 'box', 'fcn')
 
 def find_datasets(raw_dir) -> dict:
-    "The datasets present in `raw_dir`: {'ffpp': path, 'casia': path}; an error when there are none."
+    "The datasets present in `raw_dir`: {'ffpp': path, 'casia2': path, ...}; an error when there are none."
+    from forgeloc.data.shallowfake import SHALLOWFAKE_DATASETS, find_shallowfake_datasets
     raw = Path(raw_dir)
     if not raw.is_dir():
         raise ForgelocError(f'raw-data directory {raw} does not exist (run `make data` to build the sample dataset)')
     if not any(raw.iterdir()):
         raise ForgelocError(f'raw-data directory {raw} is empty (run `make data` to build the sample dataset)')
-    found = {k: raw / d for k, d in (('ffpp', FFPP_DIR), ('casia', CASIA_DIR)) if (raw / d).is_dir()}
+    found = {'ffpp': raw / FFPP_DIR} if (raw / FFPP_DIR).is_dir() else {}
+    found.update(find_shallowfake_datasets(raw))
     if not found:
-        raise ForgelocError(f'raw-data directory {raw} holds no known dataset (expected {FFPP_DIR}/ or {CASIA_DIR}/)')
+        known = ', '.join([FFPP_DIR] + [d for d, _ in SHALLOWFAKE_DATASETS.values()])
+        raise ForgelocError(f'raw-data directory {raw} holds no known dataset (expected one of {known})')
     return found
 
 # %% ../../nbs/11_data.video.ipynb #c042
@@ -397,20 +400,21 @@ def _extract_video(v, out, raw, cfg, detector, rng):
         sha = _write_png(out / 'frames' / f'{item}.png', crop_square(f, box, cfg['crop_size']))
         rows.append({'item': item, 'dataset': 'ffpp', 'source': _rel(v['path'], raw), 'frame': i, 'label': v['label'],
                      'method': v['method'], 'split': v['split'],
-                     'mask_source': _rel(v['mask_path'], raw) if v['mask_path'] else '', 'crop': cfg['crop'],
+                     'mask_source': _rel(v['mask_path'], raw) if v['mask_path'] else '', 'polarity': 'white', 'crop': cfg['crop'],
                      'x0': box[0], 'y0': box[1], 'x1': box[2], 'y1': box[3], 'src_h': f.shape[0], 'src_w': f.shape[1],
                      'landmarks': json.dumps(np.round(lm, 1).tolist()) if lm is not None else '', 'sha1': sha})
     return rows, skipped
 
 def _extract_image(r, out, raw, image_size):
+    "One image of a shallowfake dataset (a `data.shallowfake` record) → manifest row."
     img = read_image(r['path'])
-    item = f"casia/{r['method']}/{r['video']}"
+    item = f"{r['dataset']}/{r['method']}/{r['image']}"
     small = img if img.shape[:2] == (image_size, image_size) else cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA)
     sha = _write_png(out / 'frames' / f'{item}.png', small)
-    return {'item': item, 'dataset': 'casia', 'source': _rel(r['path'], raw), 'frame': 0, 'label': r['label'],
+    return {'item': item, 'dataset': r['dataset'], 'source': _rel(r['path'], raw), 'frame': 0, 'label': r['label'],
             'method': r['method'], 'split': r['split'], 'mask_source': _rel(r['mask_path'], raw) if r['mask_path'] else '',
-            'crop': 'none', 'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0], 'src_h': img.shape[0],
-            'src_w': img.shape[1], 'landmarks': '', 'sha1': sha}
+            'polarity': r['polarity'], 'crop': 'none', 'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0],
+            'src_h': img.shape[0], 'src_w': img.shape[1], 'landmarks': '', 'sha1': sha}
 
 # %% ../../nbs/11_data.video.ipynb #c043
 def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int = 7, frames_per_fake: int = 2,
@@ -448,8 +452,14 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
                 except ForgelocError as e:
                     warnings.warn(str(e)); r, s = [], [{'source': _rel(v['path'], raw), 'frame': -1, 'reason': str(e)}]
                 rows += r; skipped += s
-        if 'casia' in found:
-            for r in tqdm(list_casia_images(found['casia'], seed), desc='extract_frames: images', disable=not progress):
+        from forgeloc.data.shallowfake import SHALLOWFAKE_DATASETS
+        for name, root in found.items():
+            if name == 'ffpp':
+                continue
+            records = SHALLOWFAKE_DATASETS[name][1](root, seed)
+            for r in tqdm(records, desc=f'extract_frames: {name}', disable=not progress):
+                if r['skip_reason']:
+                    skipped.append({'source': _rel(r['path'], raw), 'frame': -1, 'reason': r['skip_reason']}); continue
                 try:
                     rows.append(_extract_image(r, out, raw, image_size))
                 except ForgelocError as e:
