@@ -24,7 +24,7 @@ import numpy as np
 from forgeloc.core import atomic_write, resolve
 from forgeloc.data.masks import build_masks
 from forgeloc.data.sample import build_sample_dataset
-from forgeloc.data.video import extract_frames, list_ffpp_videos, read_frames, sample_frame_indices, video_info
+from forgeloc.data.video import extract_frames, list_ffpp_videos, read_frames
 
 
 def decode_all(paths):
@@ -37,10 +37,13 @@ def decode_all(paths):
 
 
 def decode_sampled(videos, indices, seek=True):
+    "Decode exactly the frames in `indices` (video path -> frame list) of each video and of its mask video."
     n = 0
     for v in videos:
+        if str(v['path']) not in indices:
+            continue
         for p in [v['path']] + ([v['mask_path']] if v['mask_path'] else []):
-            n += len(read_frames(p, indices[v['video']], seek_gap=32 if seek else 10**9))
+            n += len(read_frames(p, indices[str(v['path'])], seek=seek))
     return n
 
 
@@ -70,12 +73,13 @@ def main(argv=None):
         results = {'videos': len(videos), 'frames_per_video': a.frames, 'size': a.size, 'repeats': a.repeats}
         for name, kw in (('dense', dict(policy='every_k', every_k=1)),
                          ('sparse', dict(policy='fixed', frames_per_real=7, frames_per_fake=7))):
-            rng = np.random.default_rng(0)
-            idx = {v['video']: sample_frame_indices(video_info(v['path'])['n_frames'], kw['policy'], 7, 1, rng) for v in videos}
-            n_frames = sum(len(i) for i in idx.values())
+            run_stage = lambda: extract_frames(raw, tmp / 'frames', progress=False, **kw)
+            man = run_stage()                      # the frames the policy samples: decode exactly these
+            idx = {str(raw / src): sorted(g.frame) for src, g in man.groupby('source')}
+            n_frames = len(man)
             t_dec, n_dec = median_time(lambda: decode_sampled(videos, idx), a.repeats)
             def run():
-                extract_frames(raw, tmp / 'frames', progress=False, **kw)
+                run_stage()
                 return len(build_masks(tmp / 'frames', tmp / 'masks', raw, progress=False))
             t_ext, n_ext = median_time(run, a.repeats)
             row = {'frames': n_frames, 'decoded_frames_incl_masks': n_dec, 'decode_only_s': round(t_dec, 3),

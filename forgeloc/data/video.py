@@ -97,15 +97,16 @@ def video_info(path) -> dict:
     return {'n_frames': int(n), 'height': int(h), 'width': int(w)}
 
 # %% ../../nbs/11_data.video.ipynb #c012
-def _frame_index(frame, start, tb, fps):
-    "Index of a decoded frame from its presentation time (constant frame rate)."
-    return int(round(float((frame.pts - start) * tb * fps)))
+def _frame_index(pts, start, tb, fps):
+    "Index of a frame or packet from its presentation time (constant frame rate)."
+    return int(round(float((pts - start) * tb * fps)))
 
-def read_frames(path, indices, seek_gap: int = 32) -> dict:
+def read_frames(path, indices, seek: bool = True) -> dict:
     """Decode only the frames at `indices` of the video at `path`: {index: H×W×3 uint8 RGB}.
-    A wanted frame more than `seek_gap` frames past the last decoded one is reached by seeking to
-    the key frame before it; nearer ones by decoding on. Falls back to counting frames when the
-    stream has no timestamps."""
+    With `seek`, the key frames are first listed from the packets (no decoding); a wanted frame whose
+    key frame lies past the last decoded frame is reached by seeking to that key frame, the others by
+    decoding on, so no frame is decoded twice. Without timestamps it decodes from the start."""
+    import bisect
     want = sorted(set(int(i) for i in indices))
     got = {}
     if not want:
@@ -114,18 +115,23 @@ def read_frames(path, indices, seek_gap: int = 32) -> dict:
         with av.open(str(path)) as c:
             s = c.streams.video[0]
             fps, tb, start = s.average_rate, s.time_base, s.start_time or 0
-            timed = fps is not None and tb is not None
-            frames, pos = None, -1
+            timed = seek and fps is not None and tb is not None
+            keys = sorted({_frame_index(p.pts, start, tb, fps) for p in c.demux(s) if p.is_keyframe and p.pts is not None}) if timed else []
+            keys = keys or [0]
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            frames, pos, counter = None, -1, -1
             for t in want:
                 if t in got:
                     continue
-                if frames is None or (timed and t - pos > seek_gap):
-                    if timed and t > 0:
-                        c.seek(int(start + t / fps / tb), stream=s, backward=True, any_frame=False)
-                    frames, counter = c.decode(s), -1
+                k = keys[max(bisect.bisect_right(keys, t) - 1, 0)]
+                if frames is None or (timed and k > pos):
+                    if timed and k > 0:
+                        c.seek(int(start + k / fps / tb), stream=s, backward=True, any_frame=False)
+                    frames = c.decode(s)
                 for f in frames:
                     counter += 1
-                    i = _frame_index(f, start, tb, fps) if timed and f.pts is not None else counter
+                    i = _frame_index(f.pts, start, tb, fps) if timed and f.pts is not None else counter
                     pos = i
                     if i in want and i not in got:
                         got[i] = f.to_ndarray(format='rgb24')
