@@ -182,7 +182,7 @@ def sample_frame_indices(n_frames: int, policy: str = 'fixed', count: int = 7, e
     check_choice('extract_frames.policy', policy, POLICIES)
     if policy == 'every_k':
         return list(range(0, n_frames, check_positive('extract_frames.every_k', every_k)))
-    count = check_positive('extract_frames.frames_per_video', count)
+    count = check_positive('extract_frames frame count (frames_per_real, frames_per_fake, frames_train or frames_eval)', count)
     if policy == 'evenly':
         return sorted(set(np.linspace(0, n_frames - 1, min(count, n_frames)).round().astype(int).tolist()))
     rng = rng if rng is not None else np.random.default_rng(0)
