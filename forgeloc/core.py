@@ -17,8 +17,8 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['ForgelocError', 'check_positive', 'check_choice', 'repo_root', 'resolve', 'load_params', 'seed_everything',
-           'git_commit', 'run_info', 'pick_device', 'atomic_write', 'atomic_path', 'atomic_dir']
+__all__ = ['ForgelocError', 'check_positive', 'check_choice', 'parse_list', 'repo_root', 'resolve', 'load_params',
+           'seed_everything', 'git_commit', 'run_info', 'pick_device', 'atomic_write', 'atomic_path', 'atomic_dir']
 
 # %% ../nbs/00_core.ipynb #c005
 class ForgelocError(ValueError):
@@ -44,6 +44,24 @@ def check_choice(name: str, value, choices):
     return value
 
 # %% ../nbs/00_core.ipynb #c011
+def parse_list(name: str, value, choices=None) -> list:
+    "Comma-separated `value` ('a,b', 'none' or '' for none, or a list) → list of stripped names, each checked against `choices`."
+    if value is None or (isinstance(value, str) and value.strip().lower() in ('', 'none')):
+        return []
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(',')]
+    elif isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value]
+    else:
+        raise ForgelocError(f"parameter `{name}` must be a comma-separated list, got {value!r}")
+    if '' in items:
+        raise ForgelocError(f"parameter `{name}` has an empty entry: {value!r}")
+    if choices is not None:
+        for v in items:
+            check_choice(f'entry of `{name}`', v, choices)
+    return list(dict.fromkeys(items))   # duplicates dropped, order kept
+
+# %% ../nbs/00_core.ipynb #c014
 def repo_root() -> Path:
     "The repository root: `$FORGELOC_ROOT`, else the first parent of the package or cwd that holds `settings.ini`."
     if os.environ.get('FORGELOC_ROOT'):
@@ -57,13 +75,13 @@ def repo_root() -> Path:
     raise ForgelocError("cannot find the forgeloc repository root (no settings.ini above the package or cwd); "
                         "set FORGELOC_ROOT")
 
-# %% ../nbs/00_core.ipynb #c013
+# %% ../nbs/00_core.ipynb #c016
 def resolve(path) -> Path:
     "`path` made absolute against the repository root (absolute paths pass through)."
     p = Path(path).expanduser()
     return p if p.is_absolute() else repo_root() / p
 
-# %% ../nbs/00_core.ipynb #c015
+# %% ../nbs/00_core.ipynb #c018
 def load_params(path=None) -> dict:
     "The parameters in `params.yaml` (or `path`) as a dict of stage groups."
     p = resolve(path or 'params.yaml')
@@ -75,7 +93,7 @@ def load_params(path=None) -> dict:
         raise ForgelocError(f"{p} must hold a mapping of stage groups, got {type(params).__name__}")
     return params
 
-# %% ../nbs/00_core.ipynb #c018
+# %% ../nbs/00_core.ipynb #c021
 def seed_everything(seed: int) -> int:
     "Seed `random`, NumPy and PyTorch (CPU and CUDA) from `seed`; returns it."
     import torch
@@ -87,7 +105,7 @@ def seed_everything(seed: int) -> int:
         torch.cuda.manual_seed_all(seed)
     return seed
 
-# %% ../nbs/00_core.ipynb #c020
+# %% ../nbs/00_core.ipynb #c023
 def git_commit(short: bool = True) -> str:
     "The current git commit of the repository (with `+dirty` when files differ), or 'unknown'."
     try:
@@ -99,14 +117,14 @@ def git_commit(short: bool = True) -> str:
     except Exception:
         return 'unknown'
 
-# %% ../nbs/00_core.ipynb #c021
+# %% ../nbs/00_core.ipynb #c024
 def run_info(**params) -> dict:
     "What to store beside any result: the git commit, versions and the parameters used."
     import platform, torch
     return {'git_commit': git_commit(), 'python': platform.python_version(), 'torch': torch.__version__,
             'params': params}
 
-# %% ../nbs/00_core.ipynb #c023
+# %% ../nbs/00_core.ipynb #c026
 def pick_device(name: str = 'auto'):
     "`torch.device` for `name` in auto/cpu/cuda; 'auto' takes CUDA when present. Asking for CUDA without one is an error."
     import torch
@@ -117,7 +135,7 @@ def pick_device(name: str = 'auto'):
         raise ForgelocError("parameter `device` is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
     return torch.device(name)
 
-# %% ../nbs/00_core.ipynb #c026
+# %% ../nbs/00_core.ipynb #c029
 @contextlib.contextmanager
 def atomic_write(path, mode: str = 'w', **kwargs):
     "Open a temporary sibling of `path` for writing; it replaces `path` only if the block succeeds."
@@ -133,7 +151,7 @@ def atomic_write(path, mode: str = 'w', **kwargs):
         Path(tmp).unlink(missing_ok=True)
         raise
 
-# %% ../nbs/00_core.ipynb #c027
+# %% ../nbs/00_core.ipynb #c030
 @contextlib.contextmanager
 def atomic_path(path):
     "Yield a temporary path beside `path` to write a file with any library; moved to `path` on success."
@@ -146,7 +164,7 @@ def atomic_path(path):
     finally:
         tmp.unlink(missing_ok=True)
 
-# %% ../nbs/00_core.ipynb #c028
+# %% ../nbs/00_core.ipynb #c031
 @contextlib.contextmanager
 def atomic_dir(path):
     "Yield an empty temporary folder beside `path`; on success it replaces `path` whole, on failure `path` is untouched."

@@ -40,14 +40,17 @@ def dvc_stage_params(stage: str, dvc_file='dvc.yaml', params_file='params.yaml')
     if 'papermill' not in cmd:
         raise ForgelocError(f'{dvc_file}: stage {stage} does not run papermill')
     cmd = cmd.split('papermill', 1)[1]   # options of papermill only (not e.g. `mkdir -p runs`)
-    return {k: cli_value(v) for k, v in re.findall(r'-p\s+(\S+)\s+(\S+)', cmd)}
+    params = {k: cli_value(v) for k, v in re.findall(r'-p\s+(\S+)\s+(\S+)', cmd)}
+    for text in re.findall(r'-y\s+"([^"]*)"', cmd):                     # -y "name: value": parsed as YAML
+        params.update(yaml.safe_load(text))
+    return params
 
 # %% ../nbs/70_pipeline.ipynb #c009
 def cli_value(text: str):
-    "The Python value papermill's `-p name value` gives a notebook for `text`."
-    if text in ('True', 'true'): return True
-    if text in ('False', 'false'): return False
-    if text in ('None', 'none'): return None
+    "The Python value papermill's `-p name value` gives a notebook for `text` (papermill's own rule)."
+    if text == 'True': return True
+    if text == 'False': return False
+    if text == 'None': return None
     for kind in (int, float):
         try: return kind(text)
         except ValueError: pass

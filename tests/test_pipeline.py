@@ -26,7 +26,7 @@ def pipeline(tiny_raw, tmp_path_factory):
     run_stage('train', p['runs'] / 'train.ipynb', frames_dir=str(p['frames']), masks_dir=str(p['masks']),
               out=str(p['model']), epochs=1, width=0.125, batch_size=8, live_dir=str(p['runs'] / 'live'))
     run_stage('evaluate', p['runs'] / 'evaluate.ipynb', frames_dir=str(p['frames']), masks_dir=str(p['masks']),
-              checkpoint=str(p['model']), metrics_path=str(p['metrics']), groups_path=str(p['groups']),
+              checkpoint=str(p['model']), metrics_path=str(p['metrics']), groups_path=str(p['groups']), run_path=str(d / 'run.json'),
               roc_path=str(p['roc']), figure_path=str(p['figure']), n_examples=3)
     return p
 
@@ -48,6 +48,27 @@ def test_build_masks(pipeline):
     fake = man[man.label == 1]
     assert (fake.mask_fraction > 0).mean() > 0.8 and fake.mask_fraction.max() < 1
     assert all((pipeline['masks'] / m).exists() for m in man['mask'])
+    ff = man[man.dataset == 'ffpp']                               # params.yaml's labels reached the notebook
+    assert 'fakeness' in man.columns and ff.fakeness.notna().all() and man[man.dataset != 'ffpp'].fakeness.isna().all()
+    assert all((pipeline['masks'] / f).exists() for f in ff.fakeness)
+
+
+def test_every_label_kind_through_the_notebooks(tiny_raw, tmp_path):
+    "With the landmarks extra: extract_frames(landmarks=True), then build_masks with every kind, through papermill."
+    pytest.importorskip('dlib')
+    from forgeloc.data.labels import read_label
+    run_stage('extract_frames', tmp_path / 'e.ipynb', raw_dir=str(tiny_raw), out_dir=str(tmp_path / 'frames'),
+              frames_per_real=1, frames_per_fake=1, landmarks=True)
+    run_stage('build_masks', tmp_path / 'b.ipynb', frames_dir=str(tmp_path / 'frames'), raw_dir=str(tiny_raw),
+              out_dir=str(tmp_path / 'masks'), labels='binary,hull,face_regions,fakeness,noise', ones_methods='FaceSwap')
+    man = pd.read_csv(tmp_path / 'masks' / 'manifest.csv', keep_default_na=False)
+    ff = man[man.dataset == 'ffpp']
+    assert len(ff) > 0 and all((ff[k] != '').all() for k in ('hull', 'face_regions', 'fakeness', 'noise'))
+    assert (man[man.dataset != 'ffpp'].hull == '').all() and (man.noise != '').all()
+    full = ff[ff.method == 'FaceSwap'].iloc[0]
+    assert read_label(tmp_path / 'masks' / full.hull, 'hull').all() and read_label(tmp_path / 'masks' / full.fakeness, 'fakeness').min() == 1
+    assert read_label(tmp_path / 'masks' / ff.face_regions.iloc[0], 'face_regions').shape == (5, 128, 128)
+    assert 'binary,hull,face_regions,fakeness,noise' in executed_source(tmp_path / 'b.ipynb')
 
 
 def test_train_and_evaluate(pipeline):
@@ -61,6 +82,7 @@ def test_train_and_evaluate(pipeline):
     roc = pd.read_csv(pipeline['roc'])
     assert list(roc.columns) == ['fpr', 'tpr', 'threshold'] and roc.tpr.iloc[-1] == 1.0
     assert pipeline['figure'].stat().st_size > 10_000
+    assert json.loads((pipeline['metrics'].parent / 'run.json').read_text())['params']['threshold'] == 0.5
     test_rows = pd.read_csv(pipeline['masks'] / 'manifest.csv').query("split == 'test'")
     groups = set(pd.read_csv(pipeline['groups']).group)
     assert 'ffpp' in groups and groups >= set(test_rows.dataset)

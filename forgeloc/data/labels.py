@@ -5,6 +5,8 @@
 # %% ../../nbs/15_data.labels.ipynb #c002
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pywt
@@ -13,9 +15,10 @@ from scipy.ndimage import uniform_filter
 from ..core import ForgelocError, check_choice, check_positive
 
 # %% auto #0
-__all__ = ['FACE_PARTS', 'NOISE_SIGMA', 'MASK_KINDS', 'zeros_mask', 'ones_mask', 'check_landmarks', 'hull_mask',
-           'face_part_masks', 'fakeness_map', 'binarize_fakeness', 'local_signal_variance', 'wavelet_denoise',
-           'noise_residual', 'noise_sigma_for', 'check_mask_kind']
+__all__ = ['FACE_PARTS', 'NOISE_SIGMA', 'FACE_REGION_PARTS', 'LABEL_SUFFIX', 'MASK_KINDS', 'zeros_mask', 'ones_mask',
+           'check_landmarks', 'hull_mask', 'face_part_masks', 'fakeness_map', 'binarize_fakeness',
+           'local_signal_variance', 'wavelet_denoise', 'noise_residual', 'noise_sigma_for', 'landmarks_to_crop',
+           'write_label', 'read_label', 'check_mask_kind']
 
 # %% ../../nbs/15_data.labels.ipynb #c007
 def _hw(shape) -> tuple[int, int]:
@@ -142,12 +145,62 @@ def noise_sigma_for(compression: str) -> float:
     return NOISE_SIGMA[check_choice('compression', compression, NOISE_SIGMA)]
 
 # %% ../../nbs/15_data.labels.ipynb #c047
+def landmarks_to_crop(landmarks, box, size: int) -> np.ndarray:
+    "N×2 landmarks in frame pixels → pixels of the `size`×`size` crop of `box` (x0, y0, x1, y1) made by `crop_square`."
+    p = check_landmarks(landmarks)
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        raise ForgelocError(f"crop box {tuple(box)} is empty")
+    scale = np.array([size / (x1 - x0), size / (y1 - y0)], np.float32)
+    return ((p - (x0, y0) + 0.5) * scale - 0.5).astype(np.float32)
+
+# %% ../../nbs/15_data.labels.ipynb #c050
+FACE_REGION_PARTS = ('face', 'brows', 'eyes', 'nose', 'mouth')   # the channels of the face_regions label, bit k = part k
+LABEL_SUFFIX = {'binary': '.png', 'zeros': '.png', 'ones': '.png', 'hull': '.png', 'face_regions': '.png',
+                'fakeness': '.png', 'noise': '.npy'}
+
+def write_label(path, kind: str, label: np.ndarray) -> Path:
+    "Write `label` of `kind` at `path` with the kind's suffix (see `LABEL_SUFFIX`); returns the file written."
+    path = Path(path).with_suffix(LABEL_SUFFIX[check_choice('label kind', kind, LABEL_SUFFIX)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.asarray(label)
+    if kind == 'noise':
+        np.save(path, a.astype(np.float16))
+        return path
+    if kind == 'face_regions':
+        if a.ndim != 3 or len(a) > 8:
+            raise ForgelocError(f"face_regions label must be P×H×W with P ≤ 8, got shape {a.shape}")
+        img = (a.astype(np.uint8) << np.arange(len(a), dtype=np.uint8)[:, None, None]).sum(0).astype(np.uint8)
+    elif kind == 'fakeness':
+        img = np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+    else:
+        img = (a > 0).astype(np.uint8) * 255
+    if not cv2.imwrite(str(path), img):
+        raise ForgelocError(f"cannot write {path}")
+    return path
+
+def read_label(path, kind: str) -> np.ndarray:
+    """A label file written by `write_label`: {0,1} uint8 H×W masks, face_regions as P×H×W {0,1}
+    (P = len(FACE_REGION_PARTS)), fakeness as float32 in [0, 1], noise as float32 H×W×C."""
+    check_choice('label kind', kind, LABEL_SUFFIX)
+    if kind == 'noise':
+        return np.load(path).astype(np.float32)
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ForgelocError(f"cannot read the {kind} label {path}")
+    if kind == 'face_regions':
+        return ((img[None] >> np.arange(len(FACE_REGION_PARTS), dtype=np.uint8)[:, None, None]) & 1).astype(np.uint8)
+    if kind == 'fakeness':
+        return img.astype(np.float32) / 255
+    return (img > 127).astype(np.uint8)
+
+# %% ../../nbs/15_data.labels.ipynb #c053
 MASK_KINDS = {
     'binary': "the dataset's own mask, binarized (FF++ mask videos, CASIA/NIST ground truth): 1 = manipulated",
     'zeros': "Zeros Mask: all 0, for real images (Tarasiou & Zafeiriou 2020, Sec. 3.1)",
     'ones': "Ones Mask: all 1, for fully generated images (Tarasiou & Zafeiriou; FakeLocator's full synthesis)",
-    'hull': "Convex Hull Mask: 1 inside the convex hull of the facial landmarks (Tarasiou & Zafeiriou 2020, Fig. 2b)",
-    'face_regions': "one {0,1} channel per face part (face, brows, eyes, nose, mouth) from 68 iBUG landmarks",
+    'hull': "Convex Hull Mask of a fake face: 1 inside the hull of its 68 landmarks; zeros for real (Tarasiou & Zafeiriou 2020, Sec. 3.1)",
+    'face_regions': "one {0,1} channel per face part (face, brows, eyes, nose, mouth) from 68 iBUG landmarks, every frame",
     'fakeness': "FakeLocator's gray-scale map Gray(|X − X′|)/255 against the aligned real frame, float in [0, 1]",
     'noise': "Kong et al.'s wavelet noise residual F − f(F), float, per channel, σ by compression",
 }

@@ -14,11 +14,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..core import ForgelocError, atomic_dir, check_positive
+from ..core import ForgelocError, atomic_dir, check_positive, parse_list
+from .labels import (FACE_REGION_PARTS, face_part_masks, fakeness_map, hull_mask, landmarks_to_crop,
+                                  noise_residual, noise_sigma_for, ones_mask, write_label, zeros_mask)
 from .video import crop_square, read_frames, read_image, video_info
 
 # %% auto #0
-__all__ = ['binarize_mask', 'mask_for_video_frames', 'normalize_image_mask', 'build_masks']
+__all__ = ['BUILT_LABELS', 'FACE_LABELS', 'binarize_mask', 'mask_for_video_frames', 'normalize_image_mask',
+           'fakeness_for_video_frames', 'build_masks']
 
 # %% ../../nbs/12_data.masks.ipynb #c005
 def binarize_mask(frame: np.ndarray, threshold: int = 32) -> np.ndarray:
@@ -52,51 +55,133 @@ def normalize_image_mask(mask: np.ndarray, positive: str = 'white', threshold: i
     raise ForgelocError(f"unknown mask polarity {positive!r}; choose 'white' or 'black'")
 
 # %% ../../nbs/12_data.masks.ipynb #c013
+def fakeness_for_video_frames(video, real_video, frames, boxes, size: int) -> dict:
+    "{frame: size×size float32 fakeness map} for the `frames` of fake `video` against the same frames of `real_video`, cropped with `boxes`."
+    vi, ri = video_info(video), video_info(real_video)
+    if vi['n_frames'] != ri['n_frames']:
+        raise ForgelocError(f"real video {real_video} has {ri['n_frames']} frames but its fake {video} has {vi['n_frames']}: "
+                            "cannot align them for the fakeness map")
+    if (vi['height'], vi['width']) != (ri['height'], ri['width']):
+        raise ForgelocError(f"real video {real_video} is {ri['width']}×{ri['height']} but its fake {video} is {vi['width']}×{vi['height']}")
+    fake, real = read_frames(video, frames), read_frames(real_video, frames)
+    return {i: crop_square(fakeness_map(real[i], fake[i]), b, size) for i, b in zip(frames, boxes)}
+
+# %% ../../nbs/12_data.masks.ipynb #c016
+BUILT_LABELS = ('binary', 'hull', 'face_regions', 'fakeness', 'noise')   # what `build_masks.labels` may name
+FACE_LABELS = ('hull', 'face_regions', 'fakeness')                       # defined for FF++ faces only
+
 def _write_mask(out, item, m):
     p = out / 'masks' / f'{item}.png'
     p.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(p), (m * 255).astype(np.uint8))
     return f'masks/{item}.png'
 
-def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, progress: bool = True) -> pd.DataFrame:
-    "Run the build_masks stage: masks for every frame listed in `frames_dir/manifest.csv` into `out_dir` (atomic)."
+def _sigma_for(source: str, noise_sigma) -> float:
+    "σ of the noise label of a frame from `source`: the number given, or by FF++ quality folder in its path ('raw' level for images)."
+    if noise_sigma != 'auto':
+        return float(noise_sigma)
+    parts = Path(source).parts
+    return noise_sigma_for(next((q for q in ('c40', 'c23', 'raw') if q in parts), 'raw'))
+
+def _video_labels(g, kinds, raw, size, threshold, ones_methods):
+    "FF++ frames of one video (manifest rows `g`) → ({item: {kind: label}}, {item: reason why it was skipped})."
+    source, fake = g.source.iloc[0], int(g.label.iloc[0]) == 1
+    full = fake and g.method.iloc[0] in ones_methods
+    frames, boxes = list(g.frame), [(r.x0, r.y0, r.x1, r.y1) for r in g.itertuples()]
+    const = (lambda: ones_mask((size, size))) if full else (lambda: zeros_mask((size, size)))
+    labels, bad = {r.item: {} for r in g.itertuples()}, {}
+    if 'binary' in kinds:
+        if fake and not full:
+            if not g.mask_source.iloc[0]:
+                raise ForgelocError(f'{source}: fake video without a mask video (name its method in '
+                                    '`build_masks.ones_methods` if it is fully generated)')
+            by_frame = mask_for_video_frames(raw / source, raw / g.mask_source.iloc[0], frames, boxes, size, threshold)
+        for r in g.itertuples():
+            labels[r.item]['binary'] = by_frame[r.frame] if fake and not full else const()
+    if 'fakeness' in kinds:
+        if fake and not full:
+            if not g.pair_source.iloc[0]:
+                raise ForgelocError(f'{source}: no aligned real video (original_sequences/…/TTT.mp4) for the fakeness map')
+            by_frame = fakeness_for_video_frames(raw / source, raw / g.pair_source.iloc[0], frames, boxes, size)
+        for r in g.itertuples():
+            labels[r.item]['fakeness'] = by_frame[r.frame] if fake and not full else const().astype(np.float32)
+    if {'hull', 'face_regions'} & set(kinds):
+        for r in g.itertuples():
+            if not r.landmarks:
+                bad[r.item] = 'no landmarks for the hull/face-region labels (dlib found no face)'; continue
+            lm = landmarks_to_crop(json.loads(r.landmarks), (r.x0, r.y0, r.x1, r.y1), size)
+            if len(lm) != 68:
+                bad[r.item] = f'{len(lm)} landmarks recorded, the hull/face-region labels need 68'; continue
+            if 'hull' in kinds:
+                labels[r.item]['hull'] = hull_mask(lm, (size, size)) if fake and not full else const()
+            if 'face_regions' in kinds:
+                labels[r.item]['face_regions'] = face_part_masks(lm, (size, size), FACE_REGION_PARTS)
+    return labels, bad
+
+def _image_labels(g, raw, size):
+    "The one frame of a shallowfake image: {item: {'binary': mask}} via `data.shallowfake.load_mask`."
     from forgeloc.data.shallowfake import load_mask
+    r = g.iloc[0].to_dict()
+    if int(r['label']) == 0 and not r['mask_source']:
+        return {r['item']: {'binary': zeros_mask((size, size))}}
+    rec = {'dataset': r['dataset'], 'image': r['item'], 'path': raw / r['source'], 'label': int(r['label']),
+           'mask_path': raw / r['mask_source'] if r['mask_source'] else None,
+           'polarity': r.get('polarity') or 'white', 'skip_reason': None}
+    m = load_mask(rec)     # normalized to 1 = manipulated; size checked against the image
+    return {r['item']: {'binary': cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)}}
+
+def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, labels='binary', noise_sigma='auto',
+                ones_methods='none', progress: bool = True) -> pd.DataFrame:
+    """Run the build_masks stage: masks (and the label kinds named in `labels`, comma-separated) for every frame
+    listed in `frames_dir/manifest.csv`, into `out_dir` (replaced atomically); returns the manifest."""
     frames_dir, raw = Path(frames_dir), Path(raw_dir)
     mf = frames_dir / 'manifest.csv'
     if not mf.exists():
         raise ForgelocError(f'{mf} not found: run the extract_frames stage first')
     if not 0 <= int(mask_threshold) < 255:
         raise ForgelocError(f'parameter `build_masks.mask_threshold` must lie in 0..254, got {mask_threshold!r}')
+    kinds = parse_list('build_masks.labels', labels, BUILT_LABELS)
+    kinds = ['binary'] + [k for k in kinds if k != 'binary']            # masks/ always: training and evaluation read it
+    ones_methods = set(parse_list('build_masks.ones_methods', ones_methods))
+    if noise_sigma != 'auto':
+        check_positive('build_masks.noise_sigma', noise_sigma, float)
     man = pd.read_csv(mf, keep_default_na=False)
+    for c in ('pair_source', 'landmarks'):
+        if c not in man.columns:
+            man[c] = ''
+    ff = man[man.dataset == 'ffpp']
+    needs_lm = [k for k in kinds if k in ('hull', 'face_regions')]
+    if needs_lm and len(ff) and not (ff.landmarks != '').any():
+        raise ForgelocError(f"label kind(s) {', '.join(needs_lm)} need 68 landmarks per frame, and {mf} has none: "
+                            "set `extract_frames.landmarks: true` (needs the `landmarks` extra) and re-run extract_frames")
     rows, skipped = [], []
     groups = list(man.groupby(['dataset', 'source'], sort=False))
     with atomic_dir(out_dir) as out:
         for (dataset, source), g in tqdm(groups, desc='build_masks', disable=not progress):
             size = cv2.imread(str(frames_dir / 'frames' / f'{g.item.iloc[0]}.png'), cv2.IMREAD_UNCHANGED).shape[0]
             try:
-                if (g.label == 0).all():
-                    masks = {r.item: np.zeros((size, size), np.uint8) for r in g.itertuples()}
-                elif dataset == 'ffpp':
-                    if not g.mask_source.iloc[0]:
-                        raise ForgelocError(f'{source}: fake video without a mask video')
-                    boxes = [(r.x0, r.y0, r.x1, r.y1) for r in g.itertuples()]
-                    by_frame = mask_for_video_frames(raw / source, raw / g.mask_source.iloc[0], list(g.frame), boxes, size, mask_threshold)
-                    masks = {r.item: by_frame[r.frame] for r in g.itertuples()}
+                if dataset == 'ffpp':
+                    made, bad = _video_labels(g, kinds, raw, size, mask_threshold, ones_methods)
                 else:
-                    r = g.iloc[0].to_dict()
-                    rec = {'dataset': dataset, 'image': r['item'], 'path': raw / source, 'label': int(r['label']),
-                           'mask_path': raw / r['mask_source'] if r['mask_source'] else None,
-                           'polarity': r.get('polarity') or 'white', 'skip_reason': None}
-                    m = load_mask(rec)     # normalized to 1 = manipulated; size checked against the image
-                    masks = {r['item']: cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)}
+                    made, bad = _image_labels(g, raw, size), {}
             except ForgelocError as e:
                 warnings.warn(str(e))
                 skipped += [{'item': it, 'source': source, 'reason': str(e)} for it in g.item]
                 continue
+            skipped += [{'item': it, 'source': source, 'reason': why} for it, why in bad.items()]
             for r in g.itertuples():
-                m = masks[r.item]
+                if r.item in bad:
+                    continue
                 d = r._asdict(); d.pop('Index')
-                rows.append({**d, 'mask': _write_mask(out, r.item, m), 'mask_fraction': round(float(m.mean()), 5)})
+                m = made[r.item]['binary']
+                row = {**d, 'mask': _write_mask(out, r.item, m), 'mask_fraction': round(float(m.mean()), 5)}
+                for k in kinds[1:]:
+                    if k == 'noise':
+                        img = cv2.cvtColor(cv2.imread(str(frames_dir / 'frames' / f'{r.item}.png')), cv2.COLOR_BGR2RGB)
+                        made[r.item]['noise'] = noise_residual(img, _sigma_for(source, noise_sigma))
+                    row[k] = (write_label(out / 'labels' / k / r.item, k, made[r.item][k]).relative_to(out).as_posix()
+                              if k in made[r.item] else '')
+                rows.append(row)
         if not rows:
             raise ForgelocError(f'build_masks made no mask from {mf} ({len(skipped)} frames skipped)')
         res = pd.DataFrame(rows)
@@ -104,9 +189,12 @@ def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, progress
         pd.DataFrame(skipped, columns=['item', 'source', 'reason']).to_csv(out / 'skipped.csv', index=False)
         fake = res[res.label == 1]
         (out / 'summary.json').write_text(json.dumps({
-            'n_masks': len(res), 'n_skipped': len(skipped),
+            'n_masks': len(res), 'n_skipped': len(skipped), 'labels': kinds,
+            'n_labels': {k: int((res[k] != '').sum()) if k in res else len(res) for k in kinds},
             'mean_mask_fraction_fake': float(fake.mask_fraction.mean()) if len(fake) else None,
-            'fakes_with_empty_mask': int((fake.mask_fraction == 0).sum())}, indent=2))
+            'fakes_with_empty_mask': int((fake.mask_fraction == 0).sum()),
+            'skipped_by_reason': pd.DataFrame(skipped, columns=['reason']).reason.str.split(':').str[-1].str.strip().value_counts().to_dict()},
+            indent=2))
     if skipped:
         print(f'build_masks: {len(skipped)} frame(s) skipped, listed in {Path(out_dir) / "skipped.csv"}')
     return res

@@ -63,19 +63,21 @@ def _seeded_split(key: str, seed: int, ratios) -> str:
 
 # %% ../../nbs/11_data.video.ipynb #c009
 def list_ffpp_videos(ffpp_root, compression: str = 'c23', seed: int = 0) -> list[dict]:
-    "Real and fake videos of an FF++ tree at `compression`: dicts of video, path, label, method, mask_path, split."
+    """Real and fake videos of an FF++ tree at `compression`: dicts of video, path, label, method, mask_path,
+    real_path (a fake's target video `TTT` of `TTT_SSS`, the aligned real one; None when absent) and split."""
     ffpp_root = Path(ffpp_root)
     check_choice('compression', compression, ['raw', 'c23', 'c40'])
     splits = ffpp_split_map(ffpp_root)
     rows = []
-    for p in sorted((ffpp_root / 'original_sequences' / 'youtube' / compression / 'videos').glob('*.mp4')):
-        rows.append({'video': p.stem, 'path': p, 'label': 0, 'method': 'original', 'mask_path': None})
+    real_dir = ffpp_root / 'original_sequences' / 'youtube' / compression / 'videos'
+    for p in sorted(real_dir.glob('*.mp4')):
+        rows.append({'video': p.stem, 'path': p, 'label': 0, 'method': 'original', 'mask_path': None, 'real_path': None})
     for method in FFPP_METHODS:
         mdir = ffpp_root / 'manipulated_sequences' / method
         for p in sorted((mdir / compression / 'videos').glob('*.mp4')):
-            mask = mdir / 'masks' / 'videos' / p.name
+            mask, real = mdir / 'masks' / 'videos' / p.name, real_dir / f"{p.stem.split('_')[0]}.mp4"
             rows.append({'video': p.stem, 'path': p, 'label': 1, 'method': method,
-                         'mask_path': mask if mask.exists() else None})
+                         'mask_path': mask if mask.exists() else None, 'real_path': real if real.exists() else None})
     for r in rows:
         if splits is not None:
             r['split'] = splits.get(r['video'], splits.get(r['video'].split('_')[0]))
@@ -335,7 +337,7 @@ def read_image(path) -> np.ndarray:
         raise ForgelocError(f'cannot read image {path}: {e}') from None
 
 # %% ../../nbs/11_data.video.ipynb #c041
-MANIFEST_COLS = ['item', 'dataset', 'source', 'frame', 'label', 'method', 'split', 'mask_source', 'polarity',
+MANIFEST_COLS = ['item', 'dataset', 'source', 'frame', 'label', 'method', 'split', 'mask_source', 'pair_source', 'polarity',
                  'crop', 'x0', 'y0', 'x1', 'y1', 'src_h', 'src_w', 'landmarks', 'sha1']
 CROPS = ('none', 'box', 'fcn')
 
@@ -379,17 +381,17 @@ def frame_count_for(video: dict, cfg: dict) -> int:
     return 0  # every_k takes no count
 
 def _face_box(f, cfg, detector):
-    "Crop box of frame `f` under cfg['crop'] and the landmarks used: (box, landmarks or None), or (None, reason)."
+    """Crop box of frame `f` under cfg['crop'] and its 68 landmarks (frame pixels) when a landmark detector
+    runs: (box, landmarks or None), or (None, reason)."""
+    found = detector.detect(f) if detector is not None else None
+    box, l68 = (found if isinstance(detector, LandmarkDetector) else (found, None)) if found is not None else (None, None)
     if cfg['crop'] == 'none':
-        return (0, 0, f.shape[1], f.shape[0]), None
-    found = detector.detect(f)
-    if found is None:
+        return (0, 0, f.shape[1], f.shape[0]), l68     # whole frame; no face only means no landmarks
+    if box is None:
         return None, 'no face found'
     if cfg['crop'] == 'box':
-        return square_box(found, cfg['box_scale']), None
-    box, l68 = found
-    five = five_landmarks(l68)
-    return fcn_crop_box(box, five, cfg['fcn_scale']), five
+        return square_box(box, cfg['box_scale']), l68
+    return fcn_crop_box(box, five_landmarks(l68), cfg['fcn_scale']), l68
 
 def _extract_video(v, out, raw, cfg, detector, rng):
     "Frames of one video → (manifest rows, skipped rows)."
@@ -406,7 +408,8 @@ def _extract_video(v, out, raw, cfg, detector, rng):
         sha = _write_png(out / 'frames' / f'{item}.png', crop_square(f, box, cfg['crop_size']))
         rows.append({'item': item, 'dataset': 'ffpp', 'source': _rel(v['path'], raw), 'frame': i, 'label': v['label'],
                      'method': v['method'], 'split': v['split'],
-                     'mask_source': _rel(v['mask_path'], raw) if v['mask_path'] else '', 'polarity': 'white', 'crop': cfg['crop'],
+                     'mask_source': _rel(v['mask_path'], raw) if v['mask_path'] else '',
+                     'pair_source': _rel(v['real_path'], raw) if v['real_path'] else '', 'polarity': 'white', 'crop': cfg['crop'],
                      'x0': box[0], 'y0': box[1], 'x1': box[2], 'y1': box[3], 'src_h': f.shape[0], 'src_w': f.shape[1],
                      'landmarks': json.dumps(np.round(lm, 1).tolist()) if lm is not None else '', 'sha1': sha})
     return rows, skipped
@@ -419,18 +422,20 @@ def _extract_image(r, out, raw, image_size):
     sha = _write_png(out / 'frames' / f'{item}.png', small)
     return {'item': item, 'dataset': r['dataset'], 'source': _rel(r['path'], raw), 'frame': 0, 'label': r['label'],
             'method': r['method'], 'split': r['split'], 'mask_source': _rel(r['mask_path'], raw) if r['mask_path'] else '',
-            'polarity': r['polarity'], 'crop': 'none', 'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0],
+            'pair_source': '', 'polarity': r['polarity'], 'crop': 'none', 'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0],
             'src_h': img.shape[0], 'src_w': img.shape[1], 'landmarks': '', 'sha1': sha}
 
 # %% ../../nbs/11_data.video.ipynb #c043
 def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int = 7, frames_per_fake: int = 2,
                    every_k: int = 5, frames_train: int = 270, frames_eval: int = 100, real_factor_train: int = 1,
                    compression: str = 'c23', crop: str = 'box', box_scale: float = 1.3, fcn_scale: float = 1.1,
-                   crop_size: int = 128, image_size: int = 128, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                   crop_size: int = 128, image_size: int = 128, landmarks: bool = False, seed: int = 0,
+                   progress: bool = True) -> pd.DataFrame:
     """Run the extract_frames stage from `raw_dir` into `out_dir` (replaced atomically); returns the manifest.
     Sampling: `policy` fixed (`frames_per_real`/`frames_per_fake`), every_k, or evenly (`frames_train`/`frames_eval`,
     real training videos × `real_factor_train`). Crop: none (whole frame), box (Haar box × `box_scale`) or fcn
-    (landmark rule, `fcn_scale`; needs the `landmarks` extra)."""
+    (landmark rule, `fcn_scale`; needs the `landmarks` extra). `landmarks=True` (or crop fcn) detects faces with dlib
+    and records each frame's 68 landmarks, which the hull and face-region labels of `build_masks` need."""
     check_choice('extract_frames.policy', policy, POLICIES)
     check_choice('extract_frames.crop', crop, CROPS)
     for name, v in (('frames_per_real', frames_per_real), ('frames_per_fake', frames_per_fake), ('every_k', every_k),
@@ -439,12 +444,16 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
         check_positive(f'extract_frames.{name}', v)
     for name, v in (('box_scale', box_scale), ('fcn_scale', fcn_scale)):
         check_positive(f'extract_frames.{name}', v, float)
+    if not isinstance(landmarks, bool):
+        raise ForgelocError(f'parameter `extract_frames.landmarks` must be true or false, got {landmarks!r}')
     cfg = dict(policy=policy, frames_per_real=frames_per_real, frames_per_fake=frames_per_fake, every_k=every_k,
                frames_train=frames_train, frames_eval=frames_eval, real_factor_train=real_factor_train, crop=crop,
-               box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size)
+               box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size, landmarks=landmarks or crop == 'fcn')
     raw = Path(raw_dir)
     found = find_datasets(raw)
-    detector = {'box': FaceDetector, 'fcn': LandmarkDetector}.get(crop, lambda: None)() if 'ffpp' in found else None
+    detector = None
+    if 'ffpp' in found:    # dlib (the FF++ authors' detector) whenever landmarks are wanted, else OpenCV's Haar cascade
+        detector = LandmarkDetector() if cfg['landmarks'] else FaceDetector() if crop == 'box' else None
     rng = np.random.default_rng(seed)
     rows, skipped = [], []
     with atomic_dir(out_dir) as out:
