@@ -67,3 +67,22 @@ def test_failed_run_keeps_previous_output(tiny_raw, tmp_path):
         extract_frames(tiny_raw, out, image_size=-1)
     assert sorted(p.relative_to(out) for p in out.rglob('*')) == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith('.tmp')]
+
+
+def test_fake_without_aligned_real_video_is_skipped_for_the_fakeness_label(tiny_raw, tmp_path):
+    "A real video shorter than its fakes cannot give aligned pairs: its fakes are skipped with the reason, the rest kept."
+    from forgeloc.data.video import read_frames, video_info
+    raw = tmp_path / 'raw'
+    shutil.copytree(tiny_raw, raw)
+    real = sorted((raw / 'FaceForensics++/original_sequences/youtube/c23/videos').glob('*.mp4'))[1]
+    n = video_info(real)['n_frames']
+    write_video(real, np.stack(list(read_frames(real, range(n - 1)).values())))   # one frame short
+    extract_frames(raw, tmp_path / 'frames', frames_per_real=1, frames_per_fake=1, progress=False)
+    with pytest.warns(UserWarning, match='cannot align'):
+        masks = build_masks(tmp_path / 'frames', tmp_path / 'masks', raw, labels='binary,fakeness', progress=False)
+    sk = pd.read_csv(tmp_path / 'masks' / 'skipped.csv')
+    bad = sk[sk.reason.str.contains(f'{real.name} has {n - 1} frames')]
+    assert len(bad) > 0 and all(f'/{real.stem}_' in s for s in bad.source)
+    fakes = masks[(masks.label == 1) & (masks.dataset == 'ffpp')]
+    assert len(fakes) > 0 and not any(f'/{real.stem}_' in s for s in fakes.source)
+    assert (fakes.fakeness.str.startswith('labels/fakeness/')).all()

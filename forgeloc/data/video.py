@@ -429,15 +429,17 @@ def _extract_image(r, out, raw, image_size):
 def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int = 7, frames_per_fake: int = 2,
                    every_k: int = 5, frames_train: int = 270, frames_eval: int = 100, real_factor_train: int = 1,
                    compression: str = 'c23', crop: str = 'box', box_scale: float = 1.3, fcn_scale: float = 1.1,
-                   crop_size: int = 128, image_size: int = 128, landmarks: bool = False, seed: int = 0,
-                   progress: bool = True) -> pd.DataFrame:
+                   crop_size: int = 128, image_size: int = 128, landmarks: bool = False, split_unit: str = 'video',
+                   seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Run the extract_frames stage from `raw_dir` into `out_dir` (replaced atomically); returns the manifest.
     Sampling: `policy` fixed (`frames_per_real`/`frames_per_fake`), every_k, or evenly (`frames_train`/`frames_eval`,
     real training videos × `real_factor_train`). Crop: none (whole frame), box (Haar box × `box_scale`) or fcn
     (landmark rule, `fcn_scale`; needs the `landmarks` extra). `landmarks=True` (or crop fcn) detects faces with dlib
-    and records each frame's 68 landmarks, which the hull and face-region labels of `build_masks` need."""
+    and records each frame's 68 landmarks, which the hull and face-region labels of `build_masks` need.
+    Without FF++ split files, `split_unit` 'video' draws the 6:2:2 / 5:2:3 split per video, 'frame' per frame (as the UPerNet paper)."""
     check_choice('extract_frames.policy', policy, POLICIES)
     check_choice('extract_frames.crop', crop, CROPS)
+    check_choice('extract_frames.split_unit', split_unit, ('video', 'frame'))
     for name, v in (('frames_per_real', frames_per_real), ('frames_per_fake', frames_per_fake), ('every_k', every_k),
                     ('frames_train', frames_train), ('frames_eval', frames_eval), ('real_factor_train', real_factor_train),
                     ('crop_size', crop_size), ('image_size', image_size)):
@@ -448,7 +450,8 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
         raise ForgelocError(f'parameter `extract_frames.landmarks` must be true or false, got {landmarks!r}')
     cfg = dict(policy=policy, frames_per_real=frames_per_real, frames_per_fake=frames_per_fake, every_k=every_k,
                frames_train=frames_train, frames_eval=frames_eval, real_factor_train=real_factor_train, crop=crop,
-               box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size, landmarks=landmarks or crop == 'fcn')
+               box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size, landmarks=landmarks or crop == 'fcn',
+               split_unit=split_unit)
     raw = Path(raw_dir)
     found = find_datasets(raw)
     detector = None
@@ -459,11 +462,14 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
     with atomic_dir(out_dir) as out:
         if 'ffpp' in found:
             videos = list_ffpp_videos(found['ffpp'], compression, seed)
+            per_frame = split_unit == 'frame' and ffpp_split_map(found['ffpp']) is None
             for v in tqdm(videos, desc='extract_frames: videos', disable=not progress):
                 if v['split'] is None:
                     skipped.append({'source': _rel(v['path'], raw), 'frame': -1, 'reason': 'video in no split file'}); continue
                 try:
                     r, s = _extract_video(v, out, raw, cfg, detector, rng)
+                    for row in r if per_frame else []:
+                        row['split'] = _seeded_split(row['item'], seed, (6, 2, 2) if v['label'] == 0 else (5, 2, 3))
                 except ForgelocError as e:
                     warnings.warn(str(e)); r, s = [], [{'source': _rel(v['path'], raw), 'frame': -1, 'reason': str(e)}]
                 rows += r; skipped += s
