@@ -25,7 +25,7 @@ def stage_notebook(stage: str) -> Path:
 
 # %% ../nbs/70_pipeline.ipynb #c007
 def dvc_stage_params(stage: str, dvc_file='dvc.yaml', params_file='params.yaml') -> dict:
-    "The papermill parameters `dvc.yaml` passes to `stage` (`-p name value`), with `${...}` filled from params.yaml."
+    "The papermill parameters `dvc.yaml` passes to `stage` (`-p name value`, and `-y \"name: value\"` for booleans), with `${...}` filled from params.yaml."
     check_choice('stage', stage, STAGES)
     spec = yaml.safe_load(resolve(dvc_file).read_text())['stages'][stage]
     params = load_params(params_file)

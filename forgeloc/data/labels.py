@@ -15,7 +15,7 @@ from scipy.ndimage import uniform_filter
 from ..core import ForgelocError, check_choice, check_positive
 
 # %% auto #0
-__all__ = ['FACE_PARTS', 'NOISE_SIGMA', 'FACE_REGION_PARTS', 'LABEL_SUFFIX', 'MASK_KINDS', 'zeros_mask', 'ones_mask',
+__all__ = ['FACE_PARTS', 'FACE_REGION_PARTS', 'NOISE_SIGMA', 'LABEL_SUFFIX', 'MASK_KINDS', 'zeros_mask', 'ones_mask',
            'check_landmarks', 'hull_mask', 'face_part_masks', 'fakeness_map', 'binarize_fakeness',
            'local_signal_variance', 'wavelet_denoise', 'noise_residual', 'noise_sigma_for', 'landmarks_to_crop',
            'write_label', 'read_label', 'check_mask_kind']
@@ -67,8 +67,9 @@ FACE_PARTS = {   # iBUG-68 index ranges (0-based), one convex hull per range; 'r
     'eyes': (range(36, 42), range(42, 48)),
     'mouth': (range(48, 60),),
 }
+FACE_REGION_PARTS = ('face', 'brows', 'eyes', 'nose', 'mouth')   # the default parts: channels of the face_regions label
 
-def face_part_masks(landmarks, shape, parts=('face', 'brows', 'eyes', 'nose', 'mouth')) -> np.ndarray:
+def face_part_masks(landmarks, shape, parts=FACE_REGION_PARTS) -> np.ndarray:
     "P×H×W uint8 stack, one {0,1} mask per name in `parts` (see `FACE_PARTS`), from 68 iBUG landmarks (68×2, x y pixels)."
     p = check_landmarks(landmarks, n=68)
     out = np.zeros((len(parts),) + _hw(shape), np.uint8)
@@ -155,7 +156,6 @@ def landmarks_to_crop(landmarks, box, size: int) -> np.ndarray:
     return ((p - (x0, y0) + 0.5) * scale - 0.5).astype(np.float32)
 
 # %% ../../nbs/15_data.labels.ipynb #c050
-FACE_REGION_PARTS = ('face', 'brows', 'eyes', 'nose', 'mouth')   # the channels of the face_regions label, bit k = part k
 LABEL_SUFFIX = {'binary': '.png', 'zeros': '.png', 'ones': '.png', 'hull': '.png', 'face_regions': '.png',
                 'fakeness': '.png', 'noise': '.npy'}
 

@@ -15,13 +15,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..core import ForgelocError, atomic_dir, check_positive, parse_list
-from .labels import (FACE_REGION_PARTS, face_part_masks, fakeness_map, hull_mask, landmarks_to_crop,
+from .labels import (face_part_masks, fakeness_map, hull_mask, landmarks_to_crop,
                                   noise_residual, noise_sigma_for, ones_mask, write_label, zeros_mask)
-from .video import crop_square, read_frames, read_image, video_info
+from .video import crop_square, read_frames, read_image, video_info, write_png
 
 # %% auto #0
-__all__ = ['BUILT_LABELS', 'FACE_LABELS', 'binarize_mask', 'mask_for_video_frames', 'normalize_image_mask',
-           'fakeness_for_video_frames', 'build_masks']
+__all__ = ['BUILT_LABELS', 'binarize_mask', 'mask_for_video_frames', 'normalize_image_mask', 'fakeness_for_video_frames',
+           'build_masks']
 
 # %% ../../nbs/12_data.masks.ipynb #c005
 def binarize_mask(frame: np.ndarray, threshold: int = 32) -> np.ndarray:
@@ -68,18 +68,10 @@ def fakeness_for_video_frames(video, real_video, frames, boxes, size: int) -> di
 
 # %% ../../nbs/12_data.masks.ipynb #c016
 BUILT_LABELS = ('binary', 'hull', 'face_regions', 'fakeness', 'noise')   # what `build_masks.labels` may name
-FACE_LABELS = ('hull', 'face_regions', 'fakeness')                       # defined for FF++ faces only
 
 def _write_mask(out, item, m) -> tuple[str, str]:
     "Write {0,1} mask `m` as `masks/<item>.png` (0/255) under `out`; returns (relative path, SHA-1 of the file's bytes)."
-    import hashlib
-    p = out / 'masks' / f'{item}.png'
-    p.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode('.png', (m * 255).astype(np.uint8))
-    if not ok:
-        raise ForgelocError(f'cannot encode the mask of {item}')
-    p.write_bytes(buf.tobytes())
-    return f'masks/{item}.png', hashlib.sha1(buf.tobytes()).hexdigest()
+    return f'masks/{item}.png', write_png(out / 'masks' / f'{item}.png', (m * 255).astype(np.uint8))
 
 def _sigma_for(source: str, noise_sigma) -> float:
     "σ of the noise label of a frame from `source`: the number given, or by FF++ quality folder in its path ('raw' level for images)."
@@ -120,7 +112,7 @@ def _video_labels(g, kinds, raw, size, threshold, ones_methods):
             if 'hull' in kinds:
                 labels[r.item]['hull'] = hull_mask(lm, (size, size)) if fake and not full else const()
             if 'face_regions' in kinds:
-                labels[r.item]['face_regions'] = face_part_masks(lm, (size, size), FACE_REGION_PARTS)
+                labels[r.item]['face_regions'] = face_part_masks(lm, (size, size))
     return labels, bad
 
 def _image_labels(g, raw, size):

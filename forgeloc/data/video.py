@@ -23,7 +23,7 @@ __all__ = ['FFPP_DIR', 'CASIA_DIR', 'FFPP_METHODS', 'SPLITS', 'X264_DETERMINISTI
            'MANIFEST_COLS', 'CROPS', 'ffpp_split_map', 'list_ffpp_videos', 'video_info', 'read_frames', 'write_video',
            'sample_frame_indices', 'FaceDetector', 'square_box', 'crop_square', 'dlib_predictor_path',
            'LandmarkDetector', 'five_landmarks', 'fcn_crop_box', 'casia_source_ids', 'casia_groups',
-           'list_casia_images', 'read_image', 'find_datasets', 'frame_count_for', 'extract_frames']
+           'list_casia_images', 'read_image', 'find_datasets', 'write_png', 'frame_count_for', 'extract_frames']
 
 # %% ../../nbs/11_data.video.ipynb #c005
 FFPP_DIR, CASIA_DIR = 'FaceForensics++', 'CASIA2'
@@ -361,10 +361,10 @@ def _rel(p, root):
     try: return str(Path(p).relative_to(root))
     except ValueError: return str(p)
 
-def _write_png(path: Path, rgb: np.ndarray) -> str:
-    "Write `rgb` as PNG at `path`; return the SHA-1 of the file's bytes (the manifest's content hash)."
+def write_png(path: Path, img: np.ndarray) -> str:
+    "Write `img` (H×W×3 RGB or H×W gray, uint8) as PNG at `path`; return the SHA-1 of the file's bytes (the manifests' content hash)."
     import hashlib
-    ok, buf = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    ok, buf = cv2.imencode('.png', cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img)
     if not ok:
         raise ForgelocError(f'cannot encode {path}')
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -384,7 +384,7 @@ def _face_box(f, cfg, detector):
     """Crop box of frame `f` under cfg['crop'] and its 68 landmarks (frame pixels) when a landmark detector
     runs: (box, landmarks or None), or (None, reason)."""
     found = detector.detect(f) if detector is not None else None
-    box, l68 = (found if isinstance(detector, LandmarkDetector) else (found, None)) if found is not None else (None, None)
+    box, l68 = found if isinstance(detector, LandmarkDetector) and found is not None else (found, None)
     if cfg['crop'] == 'none':
         return (0, 0, f.shape[1], f.shape[0]), l68     # whole frame; no face only means no landmarks
     if box is None:
@@ -405,7 +405,7 @@ def _extract_video(v, out, raw, cfg, detector, rng):
         if box is None:
             skipped.append({'source': _rel(v['path'], raw), 'frame': i, 'reason': lm}); continue
         item = f"ffpp/{v['method']}/{v['video']}_{i:04d}"
-        sha = _write_png(out / 'frames' / f'{item}.png', crop_square(f, box, cfg['crop_size']))
+        sha = write_png(out / 'frames' / f'{item}.png', crop_square(f, box, cfg['crop_size']))
         rows.append({'item': item, 'dataset': 'ffpp', 'source': _rel(v['path'], raw), 'frame': i, 'label': v['label'],
                      'method': v['method'], 'split': v['split'],
                      'mask_source': _rel(v['mask_path'], raw) if v['mask_path'] else '',
@@ -419,7 +419,7 @@ def _extract_image(r, out, raw, image_size):
     img = read_image(r['path'])
     item = f"{r['dataset']}/{r['method']}/{r['image']}"
     small = img if img.shape[:2] == (image_size, image_size) else cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA)
-    sha = _write_png(out / 'frames' / f'{item}.png', small)
+    sha = write_png(out / 'frames' / f'{item}.png', small)
     return {'item': item, 'dataset': r['dataset'], 'source': _rel(r['path'], raw), 'frame': 0, 'label': r['label'],
             'method': r['method'], 'split': r['split'], 'mask_source': _rel(r['mask_path'], raw) if r['mask_path'] else '',
             'pair_source': '', 'polarity': r['polarity'], 'crop': 'none', 'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0],
