@@ -5,6 +5,7 @@
 # %% ../../nbs/15_data.labels.ipynb #c002
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -108,7 +109,7 @@ def local_signal_variance(coef, noise_var: float, windows=(3, 5, 7, 9)) -> np.nd
     return np.min([np.maximum(uniform_filter(e, int(w), mode='constant') - noise_var, 0.0) for w in windows], axis=0)
 
 # %% ../../nbs/15_data.labels.ipynb #c035
-def wavelet_denoise(img, sigma: float, wavelet: str = 'db8', levels: int = 4, windows=(3, 5, 7, 9)) -> np.ndarray:
+def wavelet_denoise(img, sigma: float, wavelet: str = 'db4', levels: int = 4, windows=(3, 5, 7, 9)) -> np.ndarray:
     "f(F) of Kong et al. eq. 5: locally adaptive wavelet Wiener denoising of `img` (H×W(×C), 0–255), per channel, noise std `sigma` → float32, same shape."
     F = np.asarray(img, np.float64)
     if F.ndim not in (2, 3):
@@ -124,6 +125,9 @@ def wavelet_denoise(img, sigma: float, wavelet: str = 'db8', levels: int = 4, wi
     if max_level < 1:
         raise ForgelocError(f"image of {H}×{W} px is too small for wavelet {wavelet} (filter length {wav.dec_len})")
     lv, nv = min(check_positive('levels', levels), max_level), float(sigma) ** 2
+    if lv < levels:
+        warnings.warn(f"wavelet_denoise: {levels} levels requested, but a {H}×{W} image allows only {lv} with "
+                      f"{wavelet} ({wav.dec_len} taps); using {lv} level(s)", stacklevel=2)
     chans = F[..., None] if F.ndim == 2 else F
     out = np.empty(chans.shape, np.float32)
     for ch in range(chans.shape[2]):
@@ -133,7 +137,7 @@ def wavelet_denoise(img, sigma: float, wavelet: str = 'db8', levels: int = 4, wi
     return out.reshape(F.shape)
 
 # %% ../../nbs/15_data.labels.ipynb #c036
-def noise_residual(img, sigma: float = 5.0, wavelet: str = 'db8', levels: int = 4, windows=(3, 5, 7, 9)) -> np.ndarray:
+def noise_residual(img, sigma: float = 5.0, wavelet: str = 'db4', levels: int = 4, windows=(3, 5, 7, 9)) -> np.ndarray:
     "Kong et al.'s noise label n = F − f(F) (eq. 4) of `img` (H×W(×C), 0–255): float32, same shape."
     F = np.asarray(img, np.float32)
     return (F - wavelet_denoise(F, sigma, wavelet, levels, windows)).astype(np.float32)

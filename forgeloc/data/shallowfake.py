@@ -17,10 +17,10 @@ from .masks import normalize_image_mask
 from .video import IMAGE_EXTS, SPLITS, _seeded_split, casia_groups, list_casia_images, read_image
 
 # %% auto #0
-__all__ = ['RECORD_KEYS', 'METHODS', 'MASK_POLARITIES', 'SPLIT_CHOICES', 'CASIA1_GT_DIRS', 'COLUMBIA_SPLICED', 'NIST16_REFERENCE',
-           'SHALLOWFAKE_DATASETS', 'image_hw', 'list_casia1', 'list_casia2', 'decode_columbia_edgemask',
-           'list_columbia', 'list_coverage', 'read_nist16_pairs', 'list_nist16', 'load_mask',
-           'find_shallowfake_datasets']
+__all__ = ['RECORD_KEYS', 'METHODS', 'MASK_POLARITIES', 'SPLIT_CHOICES', 'CASIA1_GT_DIRS', 'CASIA1_TAMPERED_DIRS',
+           'COLUMBIA_SPLICED', 'NIST16_REFERENCE', 'SHALLOWFAKE_DATASETS', 'image_hw', 'list_casia1', 'list_casia2',
+           'decode_columbia_edgemask', 'list_columbia', 'list_coverage', 'read_nist16_pairs', 'list_nist16',
+           'load_mask', 'find_shallowfake_datasets']
 
 # %% ../../nbs/14_data.shallowfake.ipynb #c005
 RECORD_KEYS = ('dataset', 'image', 'path', 'label', 'method', 'mask_path', 'polarity', 'split', 'group', 'skip_reason')
@@ -74,19 +74,32 @@ def image_hw(path) -> tuple[int, int]:
 
 # %% ../../nbs/14_data.shallowfake.ipynb #c013
 CASIA1_GT_DIRS = ('CASIA 1.0 groundtruth', 'CASIA1.0 groundtruth', 'CASIA1.0groundtruth')
+CASIA1_TAMPERED_DIRS = ('Sp', 'Sp/Sp', 'Sp/CM', 'Tp', 'Tp/Sp', 'Tp/CM')   # original release; corrected ones
+
+def _casia1_method(p: Path) -> str:
+    "splice / copy_move of a CASIA v1.0 tampered file, from its name (`Sp_D`/`Sp_S`), else its folder (`Sp`/`CM`)."
+    if p.name.startswith('Sp_D'): return 'splice'
+    if p.name.startswith('Sp_S'): return 'copy_move'
+    return {'CM': 'copy_move', 'Sp': 'splice'}.get(p.parent.name, 'manipulated') if p.parent.parent.name in ('Sp', 'Tp') else 'manipulated'
 
 def list_casia1(root, seed: int = 0, split: str = 'test', gt_dir=None) -> list[dict]:
-    "CASIA v1.0: `Au/Au_*` authentic, `Sp/Sp_D_*` splice, `Sp/Sp_S_*` copy-move; masks `CASIA 1.0 groundtruth/{Sp,CM}/<name>_gt.png`, 255 = tampered."
+    """CASIA v1.0: `Au/Au_*` authentic; tampered `Sp_D_*` splice and `Sp_S_*` copy-move in `Sp/`, or in `Tp/{CM,Sp}/`
+    or `Sp/{CM,Sp}/` (corrected copies); masks `CASIA 1.0 groundtruth/{Sp,CM}/<name>_gt.png`, 255 = tampered."""
     root = Path(root)
-    _require_any(root, ['Au', 'Sp'], 'CASIA v1.0')
+    _require_any(root, ['Au', 'Sp', 'Tp'], 'CASIA v1.0')
     gts = [Path(gt_dir)] if gt_dir else [d / n for d in (root, root.parent) for n in CASIA1_GT_DIRS if (d / n).is_dir()]
-    files = [(0, p) for p in _images(root / 'Au')] + [(1, p) for p in _images(root / 'Sp')]
+    tampered = [p for sub in CASIA1_TAMPERED_DIRS for p in _images(root / sub)]
+    authentic = _images(root / 'Au')
+    if authentic and not tampered:
+        raise ForgelocError(f"{root}: {len(authentic)} authentic images in Au/ but no tampered image in any of "
+                            f"{', '.join(s + '/' for s in CASIA1_TAMPERED_DIRS)}")
+    files = [(0, p) for p in authentic] + [(1, p) for p in tampered]
     group = casia_groups([p.stem for _, p in files])
     rows = []
     for label, p in files:
         if label == 0:
             rows.append(_record('casia1', p, 0, 'authentic', group=group[p.stem])); continue
-        method = 'splice' if p.name.startswith('Sp_D') else 'copy_move' if p.name.startswith('Sp_S') else 'manipulated'
+        method = _casia1_method(p)
         subs = ('CM', 'Sp') if method == 'copy_move' else ('Sp', 'CM')
         cands = [g / s / f'{p.stem}_gt.png' for g in gts for s in subs]
         mask = next((c for c in cands if c.is_file()), None)
@@ -94,6 +107,7 @@ def list_casia1(root, seed: int = 0, split: str = 'test', gt_dir=None) -> list[d
                                     f'no ground-truth folder "{CASIA1_GT_DIRS[0]}" in or beside {root}')
         rows.append(_record('casia1', p, 1, method, mask, 'white', group[p.stem], reason))
     return _assign_splits(rows, split, seed)
+
 
 # %% ../../nbs/14_data.shallowfake.ipynb #c017
 def list_casia2(root, seed: int = 0, split: str = 'seeded') -> list[dict]:
@@ -221,8 +235,9 @@ def _nist16_reference(root: Path, reference=None) -> Path:
                             f'`probe mask` list such as NC2016_list.txt')
     return p
 
-def list_nist16(root, seed: int = 0, split: str = 'test', reference=None) -> list[dict]:
-    "NIST16 (NC2016): `probe/*`, masks named by the reference table (`|` CSV or `probe mask` list); 0 (black) = manipulated."
+def list_nist16(root, seed: int = 0, split: str = 'test', reference=None, nontarget: bool = False) -> list[dict]:
+    """NIST16 (NC2016): `probe/*`, masks named by the reference table (`|` CSV or `probe mask` list); 0 (black) = manipulated.
+    Only the manipulated (target) probes are used, as in the UPerNet paper (Table I: 564); `nontarget` adds the others as authentic."""
     root = Path(root)
     ref = _nist16_reference(root, reference)
     def at(rel):
@@ -239,7 +254,8 @@ def list_nist16(root, seed: int = 0, split: str = 'test', reference=None) -> lis
         mp = at(mask) if mask else None
         reason = (f'probe {pp} listed in {ref.name} does not exist' if not pp.is_file() else
                   f'manipulated probe without a mask in {ref.name}' if label == 1 and mp is None else
-                  f'mask {mp} not found' if mp is not None and not mp.is_file() else None)
+                  f'mask {mp} not found' if mp is not None and not mp.is_file() else
+                  f'not a target probe in {ref.name} (authentic; kept with nontarget=True)' if label == 0 and not nontarget else None)
         rows.append(_record('nist16', pp, label, method, mp, 'black', skip_reason=reason))
     for p in _images(root / 'probe'):
         if p.resolve() not in seen:

@@ -16,18 +16,20 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..core import ForgelocError, atomic_dir, atomic_write, check_choice, check_positive
+from ..core import ForgelocError, atomic_dir, atomic_write, check_choice, check_positive, parse_list
 
 # %% auto #0
-__all__ = ['FFPP_DIR', 'CASIA_DIR', 'FFPP_METHODS', 'SPLITS', 'X264_DETERMINISTIC', 'POLICIES', 'LANDMARKS_EXTRA', 'IMAGE_EXTS',
-           'MANIFEST_COLS', 'CROPS', 'ffpp_split_map', 'list_ffpp_videos', 'video_info', 'read_frames', 'write_video',
-           'sample_frame_indices', 'FaceDetector', 'square_box', 'crop_square', 'dlib_predictor_path',
-           'LandmarkDetector', 'five_landmarks', 'fcn_crop_box', 'casia_source_ids', 'casia_groups',
-           'list_casia_images', 'read_image', 'find_datasets', 'write_png', 'frame_count_for', 'extract_frames']
+__all__ = ['FFPP_DIR', 'CASIA_DIR', 'FFPP_METHODS', 'FFPP_ALL_METHODS', 'SPLITS', 'DFD', 'X264_DETERMINISTIC', 'POLICIES',
+           'LANDMARKS_EXTRA', 'IMAGE_EXTS', 'MANIFEST_COLS', 'CROPS', 'ffpp_split_map', 'list_ffpp_videos',
+           'video_info', 'read_frames', 'write_video', 'sample_frame_indices', 'FaceDetector', 'square_box',
+           'crop_square', 'dlib_predictor_path', 'LandmarkDetector', 'five_landmarks', 'fcn_crop_box',
+           'casia_source_ids', 'casia_groups', 'list_casia_images', 'read_image', 'find_datasets', 'write_png',
+           'frame_count_for', 'extract_frames']
 
 # %% ../../nbs/11_data.video.ipynb #c005
 FFPP_DIR, CASIA_DIR = 'FaceForensics++', 'CASIA2'
-FFPP_METHODS = ('Deepfakes', 'Face2Face', 'FaceSwap', 'NeuralTextures', 'FaceShifter', 'DeepFakeDetection')
+FFPP_METHODS = ('Deepfakes', 'Face2Face', 'FaceSwap', 'NeuralTextures')            # the default: the four with masks
+FFPP_ALL_METHODS = FFPP_METHODS + ('FaceShifter', 'DeepFakeDetection')           # read only when named
 SPLITS = ('train', 'val', 'test')
 
 def ffpp_split_map(ffpp_root) -> dict | None:
@@ -62,28 +64,48 @@ def _seeded_split(key: str, seed: int, ratios) -> str:
     return SPLITS[int(np.searchsorted(c, u, side='right'))]
 
 # %% ../../nbs/11_data.video.ipynb #c009
-def list_ffpp_videos(ffpp_root, compression: str = 'c23', seed: int = 0) -> list[dict]:
-    """Real and fake videos of an FF++ tree at `compression`: dicts of video, path, label, method, mask_path,
-    real_path (a fake's target video `TTT` of `TTT_SSS`, the aligned real one; None when absent) and split."""
+DFD = 'DeepFakeDetection'
+
+def _dfd_real_name(stem: str) -> str:
+    "The aligned real video of a DeepFakeDetection fake `AA_BB__scene__XXXXXXXX`: `AA__scene`."
+    parts = stem.split('__')
+    return f"{parts[0].split('_')[0]}__{parts[1]}" if len(parts) >= 2 else stem
+
+def list_ffpp_videos(ffpp_root, compression: str = 'c23', seed: int = 0, methods=FFPP_METHODS) -> list[dict]:
+    """Real and fake videos of an FF++ tree at `compression` for the manipulation `methods` (default: the four with
+    masks; FaceShifter and DeepFakeDetection only when named): dicts of video, path, label, method, mask_path,
+    real_path (a fake's aligned real video, the target `TTT` of `TTT_SSS`; None when absent) and split."""
     ffpp_root = Path(ffpp_root)
     check_choice('compression', compression, ['raw', 'c23', 'c40'])
+    methods = parse_list('extract_frames.ffpp_methods', methods, FFPP_ALL_METHODS)
     splits = ffpp_split_map(ffpp_root)
     rows = []
     real_dir = ffpp_root / 'original_sequences' / 'youtube' / compression / 'videos'
+    actors_dir = ffpp_root / 'original_sequences' / 'actors' / compression / 'videos'
     for p in sorted(real_dir.glob('*.mp4')):
         rows.append({'video': p.stem, 'path': p, 'label': 0, 'method': 'original', 'mask_path': None, 'real_path': None})
-    for method in FFPP_METHODS:
+    for p in sorted(actors_dir.glob('*.mp4')) if DFD in methods else []:
+        rows.append({'video': p.stem, 'path': p, 'label': 0, 'method': 'original', 'mask_path': None, 'real_path': None, 'actor': p.stem.split('__')[0]})
+    for method in methods:
         mdir = ffpp_root / 'manipulated_sequences' / method
         for p in sorted((mdir / compression / 'videos').glob('*.mp4')):
-            mask, real = mdir / 'masks' / 'videos' / p.name, real_dir / f"{p.stem.split('_')[0]}.mp4"
+            if method == DFD:
+                real, extra = actors_dir / f'{_dfd_real_name(p.stem)}.mp4', {'actor': p.stem.split('_')[0]}
+            else:
+                real, extra = real_dir / f"{p.stem.split('_')[0]}.mp4", {}
+            mask = mdir / 'masks' / 'videos' / p.name
             rows.append({'video': p.stem, 'path': p, 'label': 1, 'method': method,
-                         'mask_path': mask if mask.exists() else None, 'real_path': real if real.exists() else None})
+                         'mask_path': mask if mask.exists() else None, 'real_path': real if real.exists() else None, **extra})
     for r in rows:
-        if splits is not None:
+        ratios = (6, 2, 2) if r['label'] == 0 else (5, 2, 3)
+        if 'actor' in r:                                   # DeepFakeDetection: in no split file; split by actor
+            r['split'] = _seeded_split(f"actor:{r.pop('actor')}", seed, ratios)
+        elif splits is not None:
             r['split'] = splits.get(r['video'], splits.get(r['video'].split('_')[0]))
         else:
-            r['split'] = _seeded_split(r['video'], seed, (6, 2, 2) if r['label'] == 0 else (5, 2, 3))
+            r['split'] = _seeded_split(r['video'], seed, ratios)
     return rows
+
 
 # %% ../../nbs/11_data.video.ipynb #c011
 def video_info(path) -> dict:
@@ -430,13 +452,15 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
                    every_k: int = 5, frames_train: int = 270, frames_eval: int = 100, real_factor_train: int = 1,
                    compression: str = 'c23', crop: str = 'box', box_scale: float = 1.3, fcn_scale: float = 1.1,
                    crop_size: int = 128, image_size: int = 128, landmarks: bool = False, split_unit: str = 'video',
-                   seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                   ffpp_methods=FFPP_METHODS, nist16_nontarget: bool = False, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Run the extract_frames stage from `raw_dir` into `out_dir` (replaced atomically); returns the manifest.
     Sampling: `policy` fixed (`frames_per_real`/`frames_per_fake`), every_k, or evenly (`frames_train`/`frames_eval`,
     real training videos × `real_factor_train`). Crop: none (whole frame), box (Haar box × `box_scale`) or fcn
     (landmark rule, `fcn_scale`; needs the `landmarks` extra). `landmarks=True` (or crop fcn) detects faces with dlib
     and records each frame's 68 landmarks, which the hull and face-region labels of `build_masks` need.
-    Without FF++ split files, `split_unit` 'video' draws the 6:2:2 / 5:2:3 split per video, 'frame' per frame (as the UPerNet paper)."""
+    Without FF++ split files, `split_unit` 'video' draws the 6:2:2 / 5:2:3 split per video, 'frame' per frame (as the UPerNet paper).
+    `ffpp_methods`: the FF++ manipulation methods read (default the four with masks); `nist16_nontarget`: also NIST16's
+    non-target (authentic) probes, which the UPerNet paper's test set leaves out."""
     check_choice('extract_frames.policy', policy, POLICIES)
     check_choice('extract_frames.crop', crop, CROPS)
     check_choice('extract_frames.split_unit', split_unit, ('video', 'frame'))
@@ -446,12 +470,14 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
         check_positive(f'extract_frames.{name}', v)
     for name, v in (('box_scale', box_scale), ('fcn_scale', fcn_scale)):
         check_positive(f'extract_frames.{name}', v, float)
-    if not isinstance(landmarks, bool):
-        raise ForgelocError(f'parameter `extract_frames.landmarks` must be true or false, got {landmarks!r}')
+    for name, v in (('landmarks', landmarks), ('nist16_nontarget', nist16_nontarget)):
+        if not isinstance(v, bool):
+            raise ForgelocError(f'parameter `extract_frames.{name}` must be true or false, got {v!r}')
+    ffpp_methods = parse_list('extract_frames.ffpp_methods', ffpp_methods, FFPP_ALL_METHODS)
     cfg = dict(policy=policy, frames_per_real=frames_per_real, frames_per_fake=frames_per_fake, every_k=every_k,
                frames_train=frames_train, frames_eval=frames_eval, real_factor_train=real_factor_train, crop=crop,
                box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size, landmarks=landmarks or crop == 'fcn',
-               split_unit=split_unit)
+               split_unit=split_unit, ffpp_methods=','.join(ffpp_methods), nist16_nontarget=nist16_nontarget)
     raw = Path(raw_dir)
     found = find_datasets(raw)
     detector = None
@@ -461,7 +487,7 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
     rows, skipped = [], []
     with atomic_dir(out_dir) as out:
         if 'ffpp' in found:
-            videos = list_ffpp_videos(found['ffpp'], compression, seed)
+            videos = list_ffpp_videos(found['ffpp'], compression, seed, ffpp_methods)
             per_frame = split_unit == 'frame' and ffpp_split_map(found['ffpp']) is None
             for v in tqdm(videos, desc='extract_frames: videos', disable=not progress):
                 if v['split'] is None:
@@ -477,7 +503,7 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
         for name, root in found.items():
             if name == 'ffpp':
                 continue
-            records = SHALLOWFAKE_DATASETS[name][1](root, seed)
+            records = SHALLOWFAKE_DATASETS[name][1](root, seed, **({'nontarget': nist16_nontarget} if name == 'nist16' else {}))
             for r in tqdm(records, desc=f'extract_frames: {name}', disable=not progress):
                 if r['skip_reason']:
                     skipped.append({'source': _rel(r['path'], raw), 'frame': -1, 'reason': r['skip_reason']}); continue
