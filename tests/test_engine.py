@@ -1,0 +1,133 @@
+"The training engine on real pipeline data: every model, determinism, resume after a kill, 2-process DDP (gloo), bad input."
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from forgeloc.core import ForgelocError
+from forgeloc.models.registry import RECIPES, Recipe, get_recipe, model_names, register, resolve_config
+from forgeloc.pipeline import run_stage
+from forgeloc.train import launch_training, load_checkpoint, predict, recipe_datasets, run_training
+
+ROOT = Path(__file__).resolve().parents[1]
+sha1 = lambda p: hashlib.sha1(Path(p).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope='module')
+def data(tiny_raw, tmp_path_factory):
+    "Frames and masks of the tiny sample, through the two data stages."
+    d = tmp_path_factory.mktemp('engine')
+    run_stage('extract_frames', d / 'e.ipynb', raw_dir=str(tiny_raw), out_dir=str(d / 'frames'), frames_per_real=3, frames_per_fake=2)
+    run_stage('build_masks', d / 'b.ipynb', frames_dir=str(d / 'frames'), raw_dir=str(tiny_raw), out_dir=str(d / 'masks'))
+    return d
+
+
+def spec_for(data, out, model='fcn', **over):
+    over = {'epochs': 1, 'batch_size': 8, 'size': 64, **over}
+    return dict(cfg=resolve_config(model, 'cpu', over), frames_dir=str(data / 'frames'), masks_dir=str(data / 'masks'),
+                out_dir=str(out), live_dir='', seed=5, device='cpu', progress=False)
+
+
+def test_the_pipeline_trains_the_paper_models():
+    "The default pipeline trains every registered paper model (and the registry knows them all)."
+    import yaml
+    listed = set(yaml.safe_load((ROOT / 'params.yaml').read_text())['train']['models'])
+    assert {'fcn', 'upernet', 'upernet_bayar', 'mvss'} <= listed <= set(model_names())
+
+
+@pytest.mark.parametrize('model', model_names())
+def test_every_model_trains_one_epoch_and_predicts_full_resolution_maps(data, tmp_path, model):
+    hist = run_training(spec_for(data, tmp_path / model, model))
+    assert len(hist) == 1 and torch.isfinite(torch.tensor(hist[0]['train_loss']))
+    net, ckpt = load_checkpoint(tmp_path / model / 'best.pt')
+    assert ckpt['cfg']['model'] == model and ckpt['epoch'] == 1
+    test = recipe_datasets(ckpt['cfg'], data / 'frames', data / 'masks', splits=('test',))['test']
+    p = predict(net, test, get_recipe(model))
+    assert p['maps'].shape == (len(test), 64, 64) and p['scores'].shape == (len(test),)
+    assert 0 <= p['maps'].min() and p['maps'].max() <= 1 and 0 <= p['scores'].min() and p['scores'].max() <= 1
+    assert json.loads((tmp_path / model / 'history.json').read_text())['history'][0]['seconds'] > 0
+
+
+def test_same_seed_same_machine_gives_byte_identical_checkpoints(data, tmp_path):
+    for run in ('a', 'b'):
+        run_training(spec_for(data, tmp_path / run, epochs=2))
+    for f in ('best.pt', 'last.pt'):
+        assert sha1(tmp_path / 'a' / f) == sha1(tmp_path / 'b' / f), f
+    run_training({**spec_for(data, tmp_path / 'c', epochs=2), 'seed': 6})
+    assert sha1(tmp_path / 'a' / 'last.pt') != sha1(tmp_path / 'c' / 'last.pt')      # the seed matters
+
+
+def test_a_killed_run_resumes_where_it_stopped(data, tmp_path):
+    "SIGKILL a training process after its first epoch; the next run continues from last.pt and ends where an uninterrupted run ends."
+    spec = spec_for(data, tmp_path / 'killed', epochs=3, lr=2e-3)
+    (tmp_path / 'spec.json').write_text(json.dumps(spec, default=list))
+    code = 'import json, sys; from forgeloc.train import run_training; run_training(json.load(open(sys.argv[1])))'
+    proc = subprocess.Popen([sys.executable, '-c', code, str(tmp_path / 'spec.json')], env={**os.environ, 'FORGELOC_ROOT': str(ROOT)})
+    last = tmp_path / 'killed' / 'last.pt'
+    t0 = time.time()
+    while not last.exists() and proc.poll() is None and time.time() - t0 < 300:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL); proc.wait()
+    done = torch.load(last, weights_only=False)['epoch']
+    assert 1 <= done < 3, f'the process was not killed mid-run (epoch {done})'
+    hist = run_training(spec)
+    assert [h['epoch'] for h in hist] == [1, 2, 3]
+    run_training(spec_for(data, tmp_path / 'whole', epochs=3, lr=2e-3))
+    a, b = (torch.load(tmp_path / d / 'last.pt', weights_only=False) for d in ('killed', 'whole'))
+    assert all(torch.equal(v, b['state_dict'][k]) for k, v in a['state_dict'].items())
+    with pytest.raises(ForgelocError, match='lr differ'):                          # an unfinished run, another config
+        c = torch.load(last, weights_only=False); c['epoch'] = 1; torch.save(c, last)
+        run_training(spec_for(data, tmp_path / 'killed', epochs=3, lr=1e-3))
+
+
+def test_two_process_ddp_with_gloo(data, tmp_path):
+    hist = launch_training(spec_for(data, tmp_path / 'ddp', epochs=1), nproc=2)
+    assert len(hist) == 1
+    assert json.loads((tmp_path / 'ddp' / 'history.json').read_text())['world_size'] == 2
+    net, ckpt = load_checkpoint(tmp_path / 'ddp' / 'best.pt')
+    assert ckpt['epoch'] == 1
+
+
+def test_missing_label_kind_names_build_masks_labels(data, tmp_path):
+    r = get_recipe('fcn')
+    register(Recipe('needs_noise', r.build, r.loss, r.outputs, labels=('binary', 'noise'), presets=r.presets))
+    try:
+        with pytest.raises(ForgelocError, match="build_masks.labels"):
+            run_training(spec_for(data, tmp_path / 'n', 'needs_noise'))
+    finally:
+        del RECIPES['needs_noise']
+
+
+def test_corrupt_checkpoint_and_bad_init_file(data, tmp_path):
+    bad = tmp_path / 'best.pt'
+    bad.write_bytes(b'not a checkpoint')
+    with pytest.raises(ForgelocError, match='corrupt'):
+        load_checkpoint(bad)
+    with pytest.raises(ForgelocError, match='train.init'):
+        run_training({**spec_for(data, tmp_path / 'i', 'upernet'), 'init': str(tmp_path / 'absent.pth')})
+    torch.save({'foo.weight': torch.zeros(2)}, tmp_path / 'foreign.pth')
+    with pytest.raises(ForgelocError, match='matches none'):
+        run_training({**spec_for(data, tmp_path / 'i', 'upernet'), 'init': str(tmp_path / 'foreign.pth')})
+
+
+def test_init_loads_a_torchvision_resnet_state_dict_into_the_backbones(data, tmp_path):
+    "A user's local torchvision ResNet file (here a freshly built resnet18, nothing downloaded) fills the backbone."
+    import torchvision
+    from forgeloc.models.registry import build_model
+    from forgeloc.train import init_backbones
+    sd = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(sd, tmp_path / 'r18.pth')
+    cfg = resolve_config('upernet_bayar', 'cpu', {'backbone': 'resnet18', 'width': 1.0})
+    net = build_model(cfg)
+    loaded = init_backbones(net, get_recipe('upernet_bayar'), tmp_path / 'r18.pth')
+    assert all(n > 50 for n in loaded.values()), loaded
+    enc = net.get_submodule(get_recipe('upernet_bayar').backbones[0]).state_dict()
+    k = next(k for k in enc if k.endswith('layer1.0.conv1.weight'))
+    assert torch.equal(enc[k], sd[k[k.index('layer1'):]])
