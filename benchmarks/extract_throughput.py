@@ -22,9 +22,11 @@ import av
 import numpy as np
 
 from forgeloc.core import atomic_write, resolve
-from forgeloc.data.masks import build_masks
+from forgeloc.data.build_masks import build_masks
 from forgeloc.data.sample import build_sample_dataset
-from forgeloc.data.video import extract_frames, list_ffpp_videos, read_frames
+from forgeloc.data.extract_frames import extract_frames
+from forgeloc.data.ffpp import list_ffpp_videos
+from forgeloc.data.io import read_frames
 
 
 def decode_all(paths):

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from forgeloc.core import ForgelocError
-from forgeloc.data.masks import build_masks
-from forgeloc.data.video import extract_frames, write_video
+from forgeloc.data.build_masks import build_masks
+from forgeloc.data.extract_frames import extract_frames
+from forgeloc.data.io import write_video
 from forgeloc.pipeline import run_stage, stage_notebook
 
 
@@ -40,7 +41,7 @@ def test_broken_video_and_short_mask_video_are_skipped_with_reasons(tiny_raw, tm
     real = sorted((ff / 'original_sequences/youtube/c23/videos').glob('*.mp4'))
     real[0].write_bytes(b'\x00\x00\x00\x18ftypmp42 this is not a video')          # undecodable
     mask = sorted((ff / 'manipulated_sequences/FaceSwap/masks/videos').glob('*.mp4'))[0]
-    from forgeloc.data.video import read_frames, video_info
+    from forgeloc.data.io import read_frames, video_info
     n = video_info(mask)['n_frames']
     write_video(mask, np.stack(list(read_frames(mask, range(n - 2)).values())))    # two frames short
     out = tmp_path / 'frames'
@@ -71,7 +72,7 @@ def test_failed_run_keeps_previous_output(tiny_raw, tmp_path):
 
 def test_fake_without_aligned_real_video_is_skipped_for_the_fakeness_label(tiny_raw, tmp_path):
     "A real video shorter than its fakes cannot give aligned pairs: its fakes are skipped with the reason, the rest kept."
-    from forgeloc.data.video import read_frames, video_info
+    from forgeloc.data.io import read_frames, video_info
     raw = tmp_path / 'raw'
     shutil.copytree(tiny_raw, raw)
     real = sorted((raw / 'FaceForensics++/original_sequences/youtube/c23/videos').glob('*.mp4'))[1]

@@ -91,7 +91,7 @@ def test_nist16_default_is_the_manipulated_probes_only(tmp_path):
 
 
 def test_extract_frames_passes_nist16_nontarget(tmp_path):
-    from forgeloc.data.video import extract_frames
+    from forgeloc.data.extract_frames import extract_frames
     _nist_tree(tmp_path / 'raw' / 'NC2016')
     man = extract_frames(tmp_path / 'raw', tmp_path / 'frames', progress=False)
     assert list(man.label) == [1]
@@ -102,7 +102,7 @@ def test_extract_frames_passes_nist16_nontarget(tmp_path):
 # 4. FF++: Deepfakes, Face2Face, FaceSwap, NeuralTextures by default; DeepFakeDetection (real videos under
 #    actors/, misaligned masks) and FaceShifter (no masks) only when named.
 def _ffpp_tree(root):
-    from forgeloc.data.video import write_video
+    from forgeloc.data.io import write_video
     v = np.zeros((2, 16, 16, 3), np.uint8)
     yt = root / 'original_sequences' / 'youtube' / 'c23' / 'videos'
     write_video(yt / '000.mp4', v); write_video(yt / '001.mp4', v)
@@ -113,7 +113,7 @@ def _ffpp_tree(root):
 
 
 def test_ffpp_default_methods_are_the_four_with_masks(tmp_path):
-    from forgeloc.data.video import FFPP_METHODS, list_ffpp_videos
+    from forgeloc.data.ffpp import FFPP_METHODS, list_ffpp_videos
     assert FFPP_METHODS == ('Deepfakes', 'Face2Face', 'FaceSwap', 'NeuralTextures')
     _ffpp_tree(tmp_path)
     rows = list_ffpp_videos(tmp_path)
@@ -122,7 +122,7 @@ def test_ffpp_default_methods_are_the_four_with_masks(tmp_path):
 
 
 def test_ffpp_named_methods_include_dfd_with_its_actors(tmp_path):
-    from forgeloc.data.video import list_ffpp_videos
+    from forgeloc.data.ffpp import list_ffpp_videos
     _ffpp_tree(tmp_path)
     rows = list_ffpp_videos(tmp_path, methods=('Deepfakes', 'FaceShifter', 'DeepFakeDetection'))
     assert sorted({r['method'] for r in rows}) == ['DeepFakeDetection', 'Deepfakes', 'FaceShifter', 'original']

@@ -93,8 +93,8 @@ def test_shallowfake_benchmarks_flow_through_both_stages(tmp_path):
     "NIST16 (black = manipulated, masks named by a reference list) and COVERAGE, in their own layouts, end as 1 = manipulated masks."
     import cv2
     import numpy as np
-    from forgeloc.data.masks import build_masks
-    from forgeloc.data.video import extract_frames
+    from forgeloc.data.build_masks import build_masks
+    from forgeloc.data.extract_frames import extract_frames
     raw = tmp_path / 'raw'
     rng = np.random.default_rng(0)
     img = lambda: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
@@ -111,6 +111,8 @@ def test_shallowfake_benchmarks_flow_through_both_stages(tmp_path):
     c = np.zeros((48, 64), np.uint8); c[5:20, 5:25] = 255
     cv2.imwrite(str(cov / 'mask' / '1forged.tif'), c)
     frames = extract_frames(raw, tmp_path / 'frames', image_size=32, progress=False)
+    assert 'NC2016/probe/NC2016_0001.jpg' not in set(frames.source)               # the UPerNet paper: NIST16 targets only
+    frames = extract_frames(raw, tmp_path / 'frames', image_size=32, nist16_nontarget=True, progress=False)
     assert set(frames.dataset) == {'nist16', 'coverage'} and set(frames.split) == {'test'}
     masks = build_masks(tmp_path / 'frames', tmp_path / 'masks', raw, progress=False).set_index('source')
     def mask_of(src):

@@ -63,7 +63,7 @@ def photo_path(name: str) -> Path:
 # %% ../../nbs/10_data.sample.ipynb #c010
 def find_face(img: np.ndarray) -> tuple:
     "Box `(x, y, w, h)` of the largest frontal face in the RGB image `img` (OpenCV Haar cascade)."
-    from forgeloc.data.video import FaceDetector
+    from forgeloc.data.faces import FaceDetector
     box = FaceDetector(min_size=0.04).detect(img)
     if box is None:
         raise ForgelocError(f"no frontal face found in an image of size {img.shape[1]}x{img.shape[0]}")
@@ -240,7 +240,7 @@ def expression_warp(frame: np.ndarray, region: np.ndarray, points: np.ndarray, a
     return out
 
 # %% ../../nbs/10_data.sample.ipynb #c042
-from .video import X264_DETERMINISTIC, write_video
+from .io import X264_DETERMINISTIC, write_video
 
 # %% ../../nbs/10_data.sample.ipynb #c045
 def ff_pairs(n: int, rng: np.random.Generator) -> list:

@@ -13,14 +13,15 @@ import numpy as np
 import pandas as pd
 
 from ..core import ForgelocError, check_choice, resolve
-from .masks import normalize_image_mask
-from .video import IMAGE_EXTS, SPLITS, _seeded_split, casia_groups, list_casia_images, read_image
+from .io import IMAGE_EXTS, read_image
+from .splits import SPLITS, seeded_split
 
 # %% auto #0
 __all__ = ['RECORD_KEYS', 'METHODS', 'MASK_POLARITIES', 'SPLIT_CHOICES', 'CASIA1_GT_DIRS', 'CASIA1_TAMPERED_DIRS',
-           'COLUMBIA_SPLICED', 'NIST16_REFERENCE', 'SHALLOWFAKE_DATASETS', 'image_hw', 'list_casia1', 'list_casia2',
-           'decode_columbia_edgemask', 'list_columbia', 'list_coverage', 'read_nist16_pairs', 'list_nist16',
-           'load_mask', 'find_shallowfake_datasets']
+           'COLUMBIA_SPLICED', 'NIST16_REFERENCE', 'SHALLOWFAKE_DATASETS', 'image_hw', 'casia_source_ids',
+           'casia_groups', 'list_casia1', 'list_casia_images', 'list_casia2', 'decode_columbia_edgemask',
+           'list_columbia', 'list_coverage', 'read_nist16_pairs', 'list_nist16', 'normalize_image_mask', 'load_mask',
+           'find_shallowfake_datasets']
 
 # %% ../../nbs/14_data.shallowfake.ipynb #c005
 RECORD_KEYS = ('dataset', 'image', 'path', 'label', 'method', 'mask_path', 'polarity', 'split', 'group', 'skip_reason')
@@ -39,7 +40,7 @@ def _assign_splits(rows: list, split: str, seed: int) -> list:
     "Set every row's split: all `split` for 'train'/'val'/'test', or 8:1:1 drawn per `group` for 'seeded'."
     check_choice('split', split, SPLIT_CHOICES)
     for r in rows:
-        r['split'] = _seeded_split(r['group'], seed, (8, 1, 1)) if split == 'seeded' else split
+        r['split'] = seeded_split(r['group'], seed, (8, 1, 1)) if split == 'seeded' else split
     return rows
 
 def _images(folder) -> list:
@@ -71,6 +72,29 @@ def image_hw(path) -> tuple[int, int]:
     except (OSError, ValueError) as e:
         raise ForgelocError(f'cannot read image {path}: {e}') from None
     return h, w
+
+# %% ../../nbs/14_data.shallowfake.ipynb #c016b
+def casia_source_ids(stem: str) -> list[str]:
+    "The CASIA image ids a file name refers to: its own for `Au_<cat>_<n>`, its sources for `Tp_*`/`Sp_*`."
+    import re
+    m = re.fullmatch(r'Au_([a-z]{3})_?(\d{4,5})', stem)
+    if m:
+        return [m.group(1) + m.group(2)]
+    return re.findall(r'(?<![a-z])([a-z]{3}\d{4,5})(?=_|$)', stem)
+
+def casia_groups(stems) -> dict:
+    "Map each stem to a group key so that images sharing a source id (authentic ↔ tampered twins) share a key."
+    parent = {}
+    def find(a):
+        while parent.setdefault(a, a) != a:
+            parent[a] = parent[parent[a]]; a = parent[a]
+        return a
+    for st in stems:
+        ids = casia_source_ids(st) or [st]
+        for other in ids[1:]:
+            parent[find(other)] = find(ids[0])
+        find(ids[0])
+    return {st: find((casia_source_ids(st) or [st])[0]) for st in stems}
 
 # %% ../../nbs/14_data.shallowfake.ipynb #c013
 CASIA1_GT_DIRS = ('CASIA 1.0 groundtruth', 'CASIA1.0 groundtruth', 'CASIA1.0groundtruth')
@@ -109,9 +133,25 @@ def list_casia1(root, seed: int = 0, split: str = 'test', gt_dir=None) -> list[d
     return _assign_splits(rows, split, seed)
 
 
+# %% ../../nbs/14_data.shallowfake.ipynb #c016c
+def list_casia_images(casia_root, seed: int = 0, gt_dirs=('CASIA2.0_Groundtruth', 'Groundtruth', 'GT')) -> list[dict]:
+    "Authentic and tampered images of a CASIA v2.0 tree: dicts of image, path, label, method, mask_path, split (8:1:1 by twin group)."
+    casia_root = Path(casia_root)
+    gts = [casia_root / d for d in gt_dirs if (casia_root / d).is_dir()]
+    files = [(sub, label, p) for sub, label in (('Au', 0), ('Tp', 1)) for p in sorted((casia_root / sub).glob('*'))
+             if p.suffix.lower() in IMAGE_EXTS]
+    group = casia_groups([p.stem for _, _, p in files])
+    rows = []
+    for sub, label, p in files:
+        mask = next((g / f'{p.stem}_gt.png' for g in gts if (g / f'{p.stem}_gt.png').exists()), None)
+        method = 'authentic' if label == 0 else ('splice' if p.name.startswith('Tp_D') else 'copy_move')
+        rows.append({'video': p.stem, 'path': p, 'label': label, 'method': method, 'mask_path': mask,
+                     'split': seeded_split(group[p.stem], seed, (8, 1, 1)), 'group': group[p.stem]})
+    return rows
+
 # %% ../../nbs/14_data.shallowfake.ipynb #c017
 def list_casia2(root, seed: int = 0, split: str = 'seeded') -> list[dict]:
-    "CASIA v2.0: `Au/` authentic, `Tp/Tp_D_*` splice and `Tp_S_*` copy-move; masks `<name>_gt.png`, 255 = tampered; 8:1:1 by twin group (`data.video.list_casia_images`)."
+    "CASIA v2.0: `Au/` authentic, `Tp/Tp_D_*` splice and `Tp_S_*` copy-move; masks `<name>_gt.png`, 255 = tampered; 8:1:1 by twin group (`list_casia_images`)."
     root = Path(root)
     _require_any(root, ['Au', 'Tp'], 'CASIA v2.0')
     check_choice('split', split, SPLIT_CHOICES)
@@ -261,6 +301,18 @@ def list_nist16(root, seed: int = 0, split: str = 'test', reference=None, nontar
         if p.resolve() not in seen:
             rows.append(_record('nist16', p, None, None, polarity='black', skip_reason=f'probe not in {ref.name}'))
     return _assign_splits(rows, split, seed)
+
+# %% ../../nbs/14_data.shallowfake.ipynb #c035c
+def normalize_image_mask(mask: np.ndarray, positive: str = 'white', threshold: int = 127) -> np.ndarray:
+    "An image dataset's mask → H×W {0,1} with 1 = manipulated; `positive` says which colour marks the manipulation."
+    a = np.asarray(mask)
+    if a.ndim == 3:
+        a = a.max(axis=2)
+    if positive == 'white':
+        return (a > threshold).astype(np.uint8)
+    if positive == 'black':
+        return (a <= threshold).astype(np.uint8)
+    raise ForgelocError(f"unknown mask polarity {positive!r}; choose 'white' or 'black'")
 
 # %% ../../nbs/14_data.shallowfake.ipynb #c037
 def load_mask(record: dict, threshold: int = 127) -> np.ndarray:
