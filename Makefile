@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export FORGELOC_ROOT := $(CURDIR)
 RAW := $(shell awk '/^base:/{b=1;next} /^[^ #]/{b=0} b && $$1=="raw_dir:"{print $$2; exit}' params.yaml)
 
-.PHONY: install install-landmarks data repro test export readme benchmark
+.PHONY: install install-landmarks data repro test export readme benchmark benchmark-train
 
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,11 @@ data: install
 	  $(BIN)/dvc commit -q -f data.dvc; \
 	fi
 
+# dvc repro trains and evaluates every model of params.yaml: train.models, then the README's comparison table is
+# regenerated from metrics/compare.md (make readme).
 repro: data
 	time $(BIN)/dvc repro
+	$(MAKE) --no-print-directory readme
 
 test: install-landmarks
 	$(BIN)/python -m pytest -q tests
@@ -46,6 +49,10 @@ test: install-landmarks
 
 benchmark: install
 	$(BIN)/python benchmarks/extract_throughput.py
+
+# training throughput of every model at its paper input size, engine vs a bare PyTorch loop (needs `make repro` data)
+benchmark-train: install
+	$(BIN)/python benchmarks/train_throughput.py
 
 readme: install
 	$(BIN)/python -c "from forgeloc.pipeline import update_readme; print('README updated' if update_readme() else 'README unchanged')"

@@ -26,12 +26,18 @@ def test_unknown_stage_name():
         stage_notebook('fit')
 
 
-def test_unknown_model_and_bad_epochs_fail_the_train_notebook(tmp_path):
+def test_unknown_model_and_bad_values_fail_the_train_notebook(tmp_path):
     import papermill as pm
-    for override, msg in (({'model': 'resnet'}, "unknown model 'resnet'"), ({'epochs': 0}, 'train.epochs'),
-                          ({'epochs': -2}, 'train.epochs')):
+    for override, msg in (({'model': 'resnet'}, "unknown model 'resnet'"), ({'overrides': {'epochs': 0}}, 'train.epochs'),
+                          ({'overrides': {'epochs': -2}}, 'train.epochs'), ({'overrides': {'preset': 'gpu'}}, "unknown preset of fcn 'gpu'"),
+                          ({'overrides': {'widht': 0.5}}, 'widht'), ({'device': 'cuda'}, "'cuda' but no CUDA device")):
+        if override.get('device') == 'cuda':
+            import torch
+            if torch.cuda.is_available():
+                continue
         with pytest.raises(pm.PapermillExecutionError, match=msg):
-            run_stage('train', tmp_path / 'train.ipynb', frames_dir=str(tmp_path), masks_dir=str(tmp_path), **override)
+            run_stage('train', tmp_path / 'train.ipynb', key='fcn', frames_dir=str(tmp_path), masks_dir=str(tmp_path),
+                      out_dir=str(tmp_path / 'm'), live_dir=str(tmp_path / 'live'), **override)
 
 
 def test_broken_video_and_short_mask_video_are_skipped_with_reasons(tiny_raw, tmp_path):

@@ -12,7 +12,15 @@ DVC = yaml.safe_load((ROOT / 'dvc.yaml').read_text())
 PARAMS = yaml.safe_load((ROOT / 'params.yaml').read_text())
 
 
+def stage_spec(stage):
+    "A stage's definition (the `do` part of a foreach stage)."
+    spec = DVC['stages'][stage]
+    return spec.get('do', spec)
+
+
 def lookup(key):
+    if key in ('key', 'item'):                                  # foreach variables
+        return {'key': 'fcn', 'item': ''}[key]
     v = PARAMS
     for k in key.split('.'):
         assert isinstance(v, dict) and k in v, f'${{{key}}} used in dvc.yaml is missing from params.yaml'
@@ -27,13 +35,26 @@ def test_every_interpolation_exists_in_params():
         lookup(key)
 
 
-def test_stages_are_the_four_chained_ones():
+def test_stages_are_chained():
     assert tuple(DVC['stages']) == STAGES
-    outs = {s: [o if isinstance(o, str) else next(iter(o)) for o in DVC['stages'][s].get('outs', [])] for s in STAGES}
+    fill = lambda text: re.sub(r'\$\{([^}]+)\}', lambda m: str(lookup(m.group(1))), text)
+    names = lambda entries: [e if isinstance(e, str) else next(iter(e)) for e in entries]
+    outs = {s: names(stage_spec(s).get('outs', [])) for s in STAGES}
     for before, after in zip(STAGES, STAGES[1:]):
-        produced = {re.sub(r'\$\{([^}]+)\}', lambda m: str(lookup(m.group(1))), o) for o in outs[before]}
-        needed = {re.sub(r'\$\{([^}]+)\}', lambda m: str(lookup(m.group(1))), d) for d in DVC['stages'][after]['deps']}
-        assert produced & needed, f'{after} does not depend on an output of {before}'
+        produced = {fill(o) for o in outs[before]}
+        needed = {fill(d) for d in stage_spec(after)['deps']}
+        assert any(n == p or p.startswith(n + '/') for n in needed for p in produced), f'{after} does not depend on an output of {before}'
+
+
+def test_one_train_and_evaluate_stage_per_model():
+    "train and evaluate iterate over params.yaml: train.models, which names registered models and existing presets."
+    from forgeloc.models.registry import get_recipe
+    for stage in ('train', 'evaluate'):
+        assert DVC['stages'][stage]['foreach'] == '${train.models}'
+    assert 'train.models.${key}' in stage_spec('train')['params']
+    assert {'persist': True} == next(o for o in stage_spec('train')['outs'] if isinstance(o, dict) and 'models/${key}' in o)['models/${key}']
+    for name, item in PARAMS['train']['models'].items():
+        assert (item or {}).get('preset', 'cpu') in get_recipe(name).presets
 
 
 def parameters_cell(nb_path):
@@ -51,7 +72,7 @@ def test_parameters_cells_match_what_dvc_passes():
         names = parameters_cell(nb)
         passed = dvc_stage_params(stage)
         assert set(names) == set(passed), f'{nb.name}: notebook {sorted(set(names) - set(passed))} vs dvc.yaml {sorted(set(passed) - set(names))}'
-        assert f'nbs/pipeline/{stage}.ipynb' in DVC['stages'][stage]['deps']
+        assert f'nbs/pipeline/{stage}.ipynb' in stage_spec(stage)['deps']
 
 
 def test_parameter_types_survive_papermill():
@@ -66,7 +87,7 @@ def test_each_stage_reads_only_its_own_and_upstream_groups():
     "Changing a train.* value must re-run train and evaluate only: no earlier stage may read a later group."
     order = {'base': -1, **{s: i for i, s in enumerate(STAGES)}}
     for i, stage in enumerate(STAGES):
-        used = {k.split('.')[0] for k in re.findall(r'\$\{([^}]+)\}', yaml.safe_dump(DVC['stages'][stage]))}
+        used = {k.split('.')[0] for k in re.findall(r'\$\{([^}]+)\}', yaml.safe_dump(DVC['stages'][stage]))} - {'key', 'item'}
         assert all(order[g] <= i for g in used), f'stage {stage} reads a later group: {sorted(used)}'
     train_users = {s for s in STAGES if '${train.' in yaml.safe_dump(DVC['stages'][s])}
     assert train_users == {'train', 'evaluate'}

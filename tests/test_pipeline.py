@@ -17,15 +17,16 @@ def executed_source(nb_path) -> str:
 def pipeline(tiny_raw, tmp_path_factory):
     "Run the four stages in order into a temporary folder; return their paths."
     d = tmp_path_factory.mktemp('pipeline')
-    p = {'raw': tiny_raw, 'frames': d / 'frames', 'masks': d / 'masks', 'model': d / 'fcn.pt', 'runs': d / 'runs',
+    p = {'raw': tiny_raw, 'frames': d / 'frames', 'masks': d / 'masks', 'model': d / 'fcn' / 'best.pt', 'runs': d / 'runs',
          'metrics': d / 'metrics.json', 'groups': d / 'groups.csv', 'roc': d / 'roc.csv', 'figure': d / 'pred.png'}
     run_stage('extract_frames', p['runs'] / 'extract_frames.ipynb', raw_dir=str(tiny_raw), out_dir=str(p['frames']),
               frames_per_real=3, frames_per_fake=2)
     run_stage('build_masks', p['runs'] / 'build_masks.ipynb', frames_dir=str(p['frames']), raw_dir=str(tiny_raw),
               out_dir=str(p['masks']))
-    run_stage('train', p['runs'] / 'train.ipynb', frames_dir=str(p['frames']), masks_dir=str(p['masks']),
-              out=str(p['model']), epochs=1, width=0.125, batch_size=8, live_dir=str(p['runs'] / 'live'))
-    run_stage('evaluate', p['runs'] / 'evaluate.ipynb', frames_dir=str(p['frames']), masks_dir=str(p['masks']),
+    run_stage('train', p['runs'] / 'train.ipynb', key='fcn', frames_dir=str(p['frames']), masks_dir=str(p['masks']),
+              out_dir=str(d / 'fcn'), overrides={'preset': 'cpu', 'epochs': 1, 'width': 0.125, 'batch_size': 8},
+              live_dir=str(p['runs'] / 'live'))
+    run_stage('evaluate', p['runs'] / 'evaluate.ipynb', key='fcn', frames_dir=str(p['frames']), masks_dir=str(p['masks']),
               checkpoint=str(p['model']), metrics_path=str(p['metrics']), groups_path=str(p['groups']), run_path=str(d / 'run.json'),
               roc_path=str(p['roc']), figure_path=str(p['figure']), n_examples=3)
     return p
@@ -75,8 +76,10 @@ def test_train_and_evaluate(pipeline):
     import torch
     ckpt = torch.load(pipeline['model'], weights_only=False)
     assert ckpt['cfg']['epochs'] == 1 and ckpt['cfg']['width'] == 0.125
-    assert 'epochs = 1' in executed_source(pipeline['runs'] / 'train.ipynb')
+    assert '--preset cpu --epochs 1 --width 0.125 --batch_size 8' in executed_source(pipeline['runs'] / 'train.ipynb')
+    assert (pipeline['model'].parent / 'last.pt').exists() and (pipeline['runs'] / 'live' / 'metrics.json').exists()
     m = json.loads(pipeline['metrics'].read_text())
+    assert m['model'] == 'fcn' and m['n_params'] > 1000 and m['train_seconds'] > 0
     for k in ('image_auc', 'image_f1', 'pixel_f1', 'combined_f1', 'iou'):
         assert k in m and (m[k] is None or 0 <= m[k] <= 1), k
     roc = pd.read_csv(pipeline['roc'])

@@ -1,0 +1,45 @@
+"`dvc exp run -S ...` in a clone of the repository trains and evaluates every model of params.yaml at tiny sizes."
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def sh(args, cwd, **kw):
+    env = {**os.environ, 'PATH': f"{BIN}:{os.environ['PATH']}", 'FORGELOC_ROOT': str(cwd)}
+    r = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    assert r.returncode == 0, f"{' '.join(map(str, args))} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+def test_dvc_exp_run_trains_every_model(tmp_path):
+    if subprocess.run(['git', 'status', '--porcelain', '--', 'nbs', 'forgeloc', 'dvc.yaml', 'params.yaml'], cwd=ROOT,
+                      capture_output=True, text=True).stdout.strip():
+        pytest.skip('uncommitted changes to the pipeline: the clone would not test them (CI tests a clean clone)')
+    repo = tmp_path / 'repo'
+    sh(['git', 'clone', '-q', '--no-hardlinks', str(ROOT), str(repo)], tmp_path)
+    sh(['git', 'config', 'user.email', 'ci@example.org'], repo); sh(['git', 'config', 'user.name', 'ci'], repo)
+    from forgeloc.data.sample import build_sample_dataset
+    build_sample_dataset(repo / 'data' / 'raw', seed=3, n_real_videos=6, n_frames=8, video_size=128, n_images=10,
+                         image_size=64, progress=False)
+    sh(['dvc', 'commit', '-q', '-f', 'data.dvc'], repo)
+    models = list(yaml.safe_load((repo / 'params.yaml').read_text())['train']['models'])
+    sets = ['-S', 'extract_frames.frames_per_real=2', '-S', 'extract_frames.frames_per_fake=1', '-S', 'evaluate.n_examples=2']
+    for m in models:
+        sets += ['-S', f'train.models.{m}.epochs=1', '-S', f'train.models.{m}.size=64', '-S', f'train.models.{m}.batch_size=8']
+    sh(['dvc', 'exp', 'run', '-q', *sets], repo, timeout=1800)
+    compare = json.loads((repo / 'metrics' / 'compare.json').read_text())
+    assert set(compare) == set(models)
+    for m in models:
+        assert 0 <= compare[m]['image_auc'] <= 1 and compare[m]['checkpoint_epoch'] == 1
+        assert (repo / 'models' / m / 'best.pt').exists() and (repo / 'figures' / 'predictions' / f'{m}.png').exists()
+    shown = json.loads(sh(['dvc', 'exp', 'show', '--json'], repo))
+    assert 'metrics/compare.json' in json.dumps(shown)
