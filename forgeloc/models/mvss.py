@@ -90,10 +90,12 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        f = x.flatten(2)                                     # B×C×HW
-        energy = torch.bmm(f, f.transpose(1, 2))             # B×C×C
-        a = torch.softmax(energy.amax(-1, keepdim=True) - energy, -1)
-        return self.beta * torch.bmm(a, f).view(b, c, h, w) + x
+        with torch.autocast(x.device.type, enabled=False):   # energies are sums over HW: keep them in float32 under bf16 AMP
+            f = x.float().flatten(2)                         # B×C×HW
+            energy = torch.bmm(f, f.transpose(1, 2))         # B×C×C
+            a = torch.softmax(energy.amax(-1, keepdim=True) - energy, -1)
+            y = torch.bmm(a, f).view(b, c, h, w)
+        return self.beta * y.to(x.dtype) + x
 
 # %% ../../nbs/24_models.mvss.ipynb #c018
 class DAHead(nn.Module):
