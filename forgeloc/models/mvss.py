@@ -168,7 +168,7 @@ def mvss(backbone: str = 'resnet50', width: float = 1.0, deep_stem: bool = False
 
 # %% ../../nbs/24_models.mvss.ipynb #c037
 MVSS_CPU_ARCH = dict(backbone='resnet10', width=0.25)
-MVSS_CPU_TRAIN = dict(size=128, epochs=6, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0,
+MVSS_CPU_TRAIN = dict(size=128, epochs=12, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0,
                       schedule='none', monitor='val_auc')
 
 # %% ../../nbs/24_models.mvss.ipynb #c041

@@ -115,7 +115,7 @@ def upernet(backbone: str = 'resnet50', width: float = 1.0, deep_stem: bool = Fa
 CPU_ARCH = dict(backbone='resnet10', width=0.25, fpn_channels=64, ppm_channels=64)
 PAPER_TRAIN = dict(size=512, epochs=50, batch_size=32, optimizer='adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0,
                    schedule='plateau', plateau_factor=0.1, plateau_patience=5, monitor='val_loss')
-CPU_TRAIN = dict(size=128, epochs=6, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0,
+CPU_TRAIN = dict(size=128, epochs=12, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0,
                  schedule='none', monitor='val_auc')
 
 # %% ../../nbs/23_models.upernet.ipynb #c030
