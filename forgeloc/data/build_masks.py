@@ -18,7 +18,7 @@ from ..core import ForgelocError, atomic_dir, check_positive, parse_list
 from .labels import (face_part_masks, fakeness_map, hull_mask, landmarks_to_crop,
                                   noise_residual, noise_sigma_for, ones_mask, write_label, zeros_mask)
 from .faces import crop_square
-from .io import read_frames, video_info, write_png
+from .io import map_tasks, read_frames, video_info, write_png
 from .shallowfake import load_mask
 
 # %% auto #0
@@ -41,7 +41,8 @@ def mask_for_video_frames(video, mask_video, frames, boxes, size: int, threshold
     if (vi['height'], vi['width']) != (mi['height'], mi['width']):
         raise ForgelocError(f"mask video {mask_video} is {mi['width']}×{mi['height']} but its video {video} is {vi['width']}×{vi['height']}")
     decoded = read_frames(mask_video, frames)
-    return {i: crop_square(binarize_mask(decoded[i], threshold), b, size, cv2.INTER_NEAREST) for i, b in zip(frames, boxes)}
+    # crop (nearest neighbour) then binarize: the same pixels as binarizing the whole frame first, on a fraction of them
+    return {i: binarize_mask(crop_square(decoded[i], b, size, cv2.INTER_NEAREST), threshold) for i, b in zip(frames, boxes)}
 
 # %% ../../nbs/19_data.build_masks.ipynb #c013
 def fakeness_for_video_frames(video, real_video, frames, boxes, size: int) -> dict:
@@ -115,10 +116,40 @@ def _image_labels(g, raw, size):
     m = load_mask(rec)     # normalized to 1 = manipulated; size checked against the image
     return {r['item']: {'binary': cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)}}
 
+def _group_labels(task):
+    "Masks and labels of the frames of one video or image (manifest rows `g`), written → (rows, skipped, error or None); runs in a worker."
+    dataset, source, g, frames_dir, out, raw, kinds, mask_threshold, ones_methods, noise_sigma = task
+    size = cv2.imread(str(frames_dir / 'frames' / f'{g.item.iloc[0]}.png'), cv2.IMREAD_UNCHANGED).shape[0]
+    try:
+        if dataset == 'ffpp':
+            made, bad = _video_labels(g, kinds, raw, size, mask_threshold, ones_methods)
+        else:
+            made, bad = _image_labels(g, raw, size), {}
+    except ForgelocError as e:
+        return [], [{'item': it, 'source': source, 'reason': str(e)} for it in g.item], str(e)
+    rows, skipped = [], [{'item': it, 'source': source, 'reason': why} for it, why in bad.items()]
+    for r in g.itertuples():
+        if r.item in bad:
+            continue
+        d = r._asdict(); d.pop('Index')
+        m = made[r.item]['binary']
+        path, sha = _write_mask(out, r.item, m)
+        kind = 'zeros' if r.label == 0 else 'ones' if r.method in ones_methods else 'binary'
+        row = {**d, 'mask': path, 'mask_kind': kind, 'mask_fraction': round(float(m.mean()), 5), 'mask_sha1': sha}
+        for k in kinds[1:]:
+            if k == 'noise':
+                img = cv2.cvtColor(cv2.imread(str(frames_dir / 'frames' / f'{r.item}.png')), cv2.COLOR_BGR2RGB)
+                made[r.item]['noise'] = noise_residual(img, _sigma_for(source, noise_sigma))
+            row[k] = (write_label(out / 'labels' / k / r.item, k, made[r.item][k]).relative_to(out).as_posix()
+                      if k in made[r.item] else '')
+        rows.append(row)
+    return rows, skipped, None
+
 def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, labels='binary', noise_sigma='auto',
-                ones_methods='none', progress: bool = True) -> pd.DataFrame:
+                ones_methods='none', workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """Run the build_masks stage: masks (and the label kinds named in `labels`, comma-separated) for every frame
-    listed in `frames_dir/manifest.csv`, into `out_dir` (replaced atomically); returns the manifest."""
+    listed in `frames_dir/manifest.csv`, into `out_dir` (replaced atomically); returns the manifest. Videos are processed by
+    `workers` processes (0 = one per CPU core, as the DVC stage does; the output does not depend on it)."""
     frames_dir, raw = Path(frames_dir), Path(raw_dir)
     mf = frames_dir / 'manifest.csv'
     if not mf.exists():
@@ -128,6 +159,8 @@ def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, labels='
     kinds = parse_list('build_masks.labels', labels, BUILT_LABELS)
     kinds = ['binary'] + [k for k in kinds if k != 'binary']            # masks/ always: training and evaluation read it
     ones_methods = set(parse_list('build_masks.ones_methods', ones_methods))
+    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 0:
+        raise ForgelocError(f'parameter `build_masks.workers` must be a whole number ≥ 0, got {workers!r}')
     if noise_sigma != 'auto':
         check_positive('build_masks.noise_sigma', noise_sigma, float)
     man = pd.read_csv(mf, keep_default_na=False)
@@ -142,33 +175,12 @@ def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, labels='
     rows, skipped = [], []
     groups = list(man.groupby(['dataset', 'source'], sort=False))
     with atomic_dir(out_dir) as out:
-        for (dataset, source), g in tqdm(groups, desc='build_masks', disable=not progress):
-            size = cv2.imread(str(frames_dir / 'frames' / f'{g.item.iloc[0]}.png'), cv2.IMREAD_UNCHANGED).shape[0]
-            try:
-                if dataset == 'ffpp':
-                    made, bad = _video_labels(g, kinds, raw, size, mask_threshold, ones_methods)
-                else:
-                    made, bad = _image_labels(g, raw, size), {}
-            except ForgelocError as e:
-                warnings.warn(str(e))
-                skipped += [{'item': it, 'source': source, 'reason': str(e)} for it in g.item]
-                continue
-            skipped += [{'item': it, 'source': source, 'reason': why} for it, why in bad.items()]
-            for r in g.itertuples():
-                if r.item in bad:
-                    continue
-                d = r._asdict(); d.pop('Index')
-                m = made[r.item]['binary']
-                path, sha = _write_mask(out, r.item, m)
-                kind = 'zeros' if r.label == 0 else 'ones' if r.method in ones_methods else 'binary'
-                row = {**d, 'mask': path, 'mask_kind': kind, 'mask_fraction': round(float(m.mean()), 5), 'mask_sha1': sha}
-                for k in kinds[1:]:
-                    if k == 'noise':
-                        img = cv2.cvtColor(cv2.imread(str(frames_dir / 'frames' / f'{r.item}.png')), cv2.COLOR_BGR2RGB)
-                        made[r.item]['noise'] = noise_residual(img, _sigma_for(source, noise_sigma))
-                    row[k] = (write_label(out / 'labels' / k / r.item, k, made[r.item][k]).relative_to(out).as_posix()
-                              if k in made[r.item] else '')
-                rows.append(row)
+        tasks = [(dataset, source, g, frames_dir, out, raw, kinds, mask_threshold, ones_methods, noise_sigma)
+                 for (dataset, source), g in groups]
+        for r, s, err in map_tasks(_group_labels, tasks, workers, dict(desc='build_masks', disable=not progress)):
+            if err:
+                warnings.warn(err)
+            rows += r; skipped += s
         if not rows:
             raise ForgelocError(f'build_masks made no mask from {mf} ({len(skipped)} frames skipped)')
         res = pd.DataFrame(rows)

@@ -15,9 +15,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..core import ForgelocError, atomic_dir, check_choice, check_positive, parse_list
-from .faces import FaceDetector, LandmarkDetector, crop_square, fcn_crop_box, five_landmarks, square_box
+from .faces import FaceDetector, LandmarkDetector, crop_square, fcn_crop_box, five_landmarks, square_box, track_faces
 from .ffpp import FFPP_ALL_METHODS, FFPP_DIR, FFPP_METHODS, ffpp_split_map, list_ffpp_videos
-from .io import read_frames, read_image, video_info, write_png
+from .io import map_tasks, read_frames, read_image, video_info, write_png
 from .shallowfake import SHALLOWFAKE_DATASETS, find_shallowfake_datasets
 from .splits import seeded_split
 
@@ -71,39 +71,49 @@ def frame_count_for(video: dict, cfg: dict) -> int:
         return n * (cfg['real_factor_train'] if video['split'] == 'train' and video['label'] == 0 else 1)
     return 0  # every_k takes no count
 
-def _face_box(f, cfg, detector):
-    """Crop box of frame `f` under cfg['crop'] and its 68 landmarks (frame pixels) when a landmark detector
-    runs: (box, landmarks or None), or (None, reason)."""
-    found = detector.detect(f) if detector is not None else None
-    box, l68 = found if isinstance(detector, LandmarkDetector) and found is not None else (found, None)
+def _crop_box(f, box, l68, cfg):
+    "Crop box of frame `f` under cfg['crop'] from its tracked face `box` and 68 landmarks `l68`, or None (no face)."
     if cfg['crop'] == 'none':
-        return (0, 0, f.shape[1], f.shape[0]), l68     # whole frame; no face only means no landmarks
+        return (0, 0, f.shape[1], f.shape[0])          # whole frame; no face only means no landmarks
     if box is None:
-        return None, 'no face found'
+        return None
     if cfg['crop'] == 'box':
-        return square_box(box, cfg['box_scale']), l68
-    return fcn_crop_box(box, five_landmarks(l68), cfg['fcn_scale']), l68
+        return square_box(box, cfg['box_scale'])
+    return fcn_crop_box(box, five_landmarks(l68), cfg['fcn_scale'])
 
-def _extract_video(v, out, raw, cfg, detector, rng):
-    "Frames of one video → (manifest rows, skipped rows)."
+_DETECTORS = {}     # one detector per process and kind, built on first use (a worker builds its own)
+
+def _detector(kind):
+    "The process's detector of `kind`: None, 'haar' (OpenCV) or 'dlib' (with landmarks)."
+    if kind not in _DETECTORS:
+        _DETECTORS[kind] = None if kind is None else LandmarkDetector() if kind == 'dlib' else FaceDetector()
+    return _DETECTORS[kind]
+
+def _extract_video(task):
+    "One video's sampled frames `idx` → (manifest rows, skipped rows, error message or None); runs in a worker."
+    v, idx, out, raw, cfg = task
     rows, skipped = [], []
-    info = video_info(v['path'])
-    idx = sample_frame_indices(info['n_frames'], cfg['policy'], frame_count_for(v, cfg), cfg['every_k'], rng)
-    frames = read_frames(v['path'], idx)
-    for i in idx:
-        f = frames[i]
-        box, lm = _face_box(f, cfg, detector)
-        if box is None:
-            skipped.append({'source': _rel(v['path'], raw), 'frame': i, 'reason': lm}); continue
-        item = f"ffpp/{v['method']}/{v['video']}_{i:04d}"
-        sha = write_png(out / 'frames' / f'{item}.png', crop_square(f, box, cfg['crop_size']))
-        rows.append({'item': item, 'dataset': 'ffpp', 'source': _rel(v['path'], raw), 'frame': i, 'label': v['label'],
-                     'method': v['method'], 'split': v['split'],
-                     'mask_source': _rel(v['mask_path'], raw) if v['mask_path'] else '',
-                     'pair_source': _rel(v['real_path'], raw) if v['real_path'] else '', 'polarity': 'white', 'crop': cfg['crop'],
-                     'x0': box[0], 'y0': box[1], 'x1': box[2], 'y1': box[3], 'src_h': f.shape[0], 'src_w': f.shape[1],
-                     'landmarks': json.dumps(np.round(lm, 1).tolist()) if lm is not None else '', 'sha1': sha})
-    return rows, skipped
+    try:
+        frames = read_frames(v['path'], idx)
+        det = _detector(cfg['detector'])
+        faces = track_faces(frames, det, cfg['detect_every'], cfg['detect_size']) if det is not None else {}
+        for i in idx:
+            f = frames[i]
+            box, lm = faces.get(i, (None, None))
+            crop = _crop_box(f, box, lm, cfg)
+            if crop is None:
+                skipped.append({'source': _rel(v['path'], raw), 'frame': i, 'reason': 'no face found'}); continue
+            item = f"ffpp/{v['method']}/{v['video']}_{i:04d}"
+            sha = write_png(out / 'frames' / f'{item}.png', crop_square(f, crop, cfg['crop_size']))
+            rows.append({'item': item, 'dataset': 'ffpp', 'source': _rel(v['path'], raw), 'frame': i, 'label': v['label'],
+                         'method': v['method'], 'split': v['split'],
+                         'mask_source': _rel(v['mask_path'], raw) if v['mask_path'] else '',
+                         'pair_source': _rel(v['real_path'], raw) if v['real_path'] else '', 'polarity': 'white', 'crop': cfg['crop'],
+                         'x0': crop[0], 'y0': crop[1], 'x1': crop[2], 'y1': crop[3], 'src_h': f.shape[0], 'src_w': f.shape[1],
+                         'landmarks': json.dumps(np.round(lm, 1).tolist()) if lm is not None else '', 'sha1': sha})
+    except ForgelocError as e:
+        return [], [{'source': _rel(v['path'], raw), 'frame': -1, 'reason': str(e)}], str(e)
+    return rows, skipped, None
 
 def _extract_image(r, out, raw, image_size):
     "One image of a shallowfake dataset (a `data.shallowfake` record) → manifest row."
@@ -121,7 +131,8 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
                    every_k: int = 5, frames_train: int = 270, frames_eval: int = 100, real_factor_train: int = 1,
                    compression: str = 'c23', crop: str = 'box', box_scale: float = 1.3, fcn_scale: float = 1.1,
                    crop_size: int = 128, image_size: int = 128, landmarks: bool = False, split_unit: str = 'video',
-                   ffpp_methods=FFPP_METHODS, nist16_nontarget: bool = False, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                   ffpp_methods=FFPP_METHODS, nist16_nontarget: bool = False, detect_every: int = 1, detect_size: int = 0,
+                   workers: int = 1, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Run the extract_frames stage from `raw_dir` into `out_dir` (replaced atomically); returns the manifest.
     Sampling: `policy` fixed (`frames_per_real`/`frames_per_fake`), every_k, or evenly (`frames_train`/`frames_eval`,
     real training videos × `real_factor_train`). Crop: none (whole frame), box (Haar box × `box_scale`) or fcn
@@ -129,14 +140,20 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
     and records each frame's 68 landmarks, which the hull and face-region labels of `build_masks` need.
     Without FF++ split files, `split_unit` 'video' draws the 6:2:2 / 5:2:3 split per video, 'frame' per frame (as the UPerNet paper).
     `ffpp_methods`: the FF++ manipulation methods read (default the four with masks); `nist16_nontarget`: also NIST16's
-    non-target (authentic) probes, which the UPerNet paper's test set leaves out."""
+    non-target (authentic) probes, which the UPerNet paper's test set leaves out.
+    Speed: one subject is tracked per video; the detector runs every `detect_every`-th frame (boxes interpolated between;
+    1 = every frame) on a copy of shorter side ≤ `detect_size` px (0 = full size); videos are processed by `workers`
+    processes (0 = one per CPU core, as the DVC stage does; the output does not depend on it)."""
     check_choice('extract_frames.policy', policy, POLICIES)
     check_choice('extract_frames.crop', crop, CROPS)
     check_choice('extract_frames.split_unit', split_unit, ('video', 'frame'))
     for name, v in (('frames_per_real', frames_per_real), ('frames_per_fake', frames_per_fake), ('every_k', every_k),
                     ('frames_train', frames_train), ('frames_eval', frames_eval), ('real_factor_train', real_factor_train),
-                    ('crop_size', crop_size), ('image_size', image_size)):
+                    ('crop_size', crop_size), ('image_size', image_size), ('detect_every', detect_every)):
         check_positive(f'extract_frames.{name}', v)
+    for name, v in (('detect_size', detect_size), ('workers', workers)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+            raise ForgelocError(f'parameter `extract_frames.{name}` must be a whole number ≥ 0, got {v!r}')
     for name, v in (('box_scale', box_scale), ('fcn_scale', fcn_scale)):
         check_positive(f'extract_frames.{name}', v, float)
     for name, v in (('landmarks', landmarks), ('nist16_nontarget', nist16_nontarget)):
@@ -146,27 +163,42 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
     cfg = dict(policy=policy, frames_per_real=frames_per_real, frames_per_fake=frames_per_fake, every_k=every_k,
                frames_train=frames_train, frames_eval=frames_eval, real_factor_train=real_factor_train, crop=crop,
                box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size, landmarks=landmarks or crop == 'fcn',
-               split_unit=split_unit, ffpp_methods=','.join(ffpp_methods), nist16_nontarget=nist16_nontarget)
+               split_unit=split_unit, ffpp_methods=','.join(ffpp_methods), nist16_nontarget=nist16_nontarget,
+               detect_every=detect_every, detect_size=detect_size)
     raw = Path(raw_dir)
     found = find_datasets(raw)
-    detector = None
-    if 'ffpp' in found:    # dlib (the FF++ authors' detector) whenever landmarks are wanted, else OpenCV's Haar cascade
-        detector = LandmarkDetector() if cfg['landmarks'] else FaceDetector() if crop == 'box' else None
+    # dlib (the FF++ authors' detector) whenever landmarks are wanted, else OpenCV's Haar cascade for box crops
+    kind = 'dlib' if cfg['landmarks'] else 'haar' if crop == 'box' else None
+    if kind is not None and 'ffpp' in found:
+        _detector(kind)                  # fail early (e.g. without the landmarks extra), before any worker starts
     rng = np.random.default_rng(seed)
     rows, skipped = [], []
     with atomic_dir(out_dir) as out:
         if 'ffpp' in found:
             videos = list_ffpp_videos(found['ffpp'], compression, seed, ffpp_methods)
             per_frame = split_unit == 'frame' and ffpp_split_map(found['ffpp']) is None
-            for v in tqdm(videos, desc='extract_frames: videos', disable=not progress):
+            plan, tasks = [], []     # frame indices drawn here, in video order, so the draw does not depend on the workers
+            for v in videos:
                 if v['split'] is None:
-                    skipped.append({'source': _rel(v['path'], raw), 'frame': -1, 'reason': 'video in no split file'}); continue
+                    plan.append(('skip', {'source': _rel(v['path'], raw), 'frame': -1, 'reason': 'video in no split file'})); continue
                 try:
-                    r, s = _extract_video(v, out, raw, cfg, detector, rng)
-                    for row in r if per_frame else []:
-                        row['split'] = seeded_split(row['item'], seed, (6, 2, 2) if v['label'] == 0 else (5, 2, 3))
+                    n = video_info(v['path'])['n_frames']
+                    idx = sample_frame_indices(n, cfg['policy'], frame_count_for(v, cfg), cfg['every_k'], rng)
                 except ForgelocError as e:
-                    warnings.warn(str(e)); r, s = [], [{'source': _rel(v['path'], raw), 'frame': -1, 'reason': str(e)}]
+                    plan.append(('error', str(e), v)); continue
+                plan.append(('task', len(tasks), v)); tasks.append((v, idx, out, raw, {**cfg, 'detector': kind}))
+            done = map_tasks(_extract_video, tasks, workers, dict(desc='extract_frames: videos', disable=not progress))
+            for p in plan:
+                if p[0] == 'skip':
+                    skipped.append(p[1]); continue
+                if p[0] == 'error':
+                    r, s, err = [], [{'source': _rel(p[2]['path'], raw), 'frame': -1, 'reason': p[1]}], p[1]
+                else:
+                    r, s, err = done[p[1]]
+                if err:
+                    warnings.warn(err)
+                for row in r if per_frame else []:
+                    row['split'] = seeded_split(row['item'], seed, (6, 2, 2) if p[2]['label'] == 0 else (5, 2, 3))
                 rows += r; skipped += s
         for name, root in found.items():
             if name == 'ffpp':

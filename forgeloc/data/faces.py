@@ -13,26 +13,53 @@ import numpy as np
 from ..core import ForgelocError
 
 # %% auto #0
-__all__ = ['LANDMARKS_EXTRA', 'FaceDetector', 'square_box', 'crop_square', 'dlib_predictor_path', 'LandmarkDetector',
-           'five_landmarks', 'fcn_crop_box']
+__all__ = ['LANDMARKS_EXTRA', 'box_iou', 'pick_face', 'FaceDetector', 'square_box', 'crop_square', 'dlib_predictor_path',
+           'LandmarkDetector', 'five_landmarks', 'fcn_crop_box', 'track_faces']
+
+# %% ../../nbs/17_data.faces.ipynb #c021b
+def box_iou(a, b) -> float:
+    "Intersection over union of two boxes (x0, y0, x1, y1)."
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0])); iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+def pick_face(boxes, prev=None) -> int | None:
+    """Index of the face to keep among `boxes` (x0, y0, x1, y1): the largest without `prev`, else the one with the
+    highest IoU with `prev`, else (no overlap) the one whose centre is nearest to `prev`'s; None if there are none."""
+    boxes = list(boxes)
+    if not boxes:
+        return None
+    if prev is None:
+        return max(range(len(boxes)), key=lambda k: (boxes[k][2] - boxes[k][0]) * (boxes[k][3] - boxes[k][1]))
+    ious = [box_iou(b, prev) for b in boxes]
+    if max(ious) > 0:
+        return int(np.argmax(ious))
+    c = lambda b: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    pc = c(prev)
+    return min(range(len(boxes)), key=lambda k: (c(boxes[k])[0] - pc[0]) ** 2 + (c(boxes[k])[1] - pc[1]) ** 2)
 
 # %% ../../nbs/17_data.faces.ipynb #c022
 class FaceDetector:
-    "Largest frontal face in an RGB image with OpenCV's Haar cascade: `detect(img)` → (x0, y0, x1, y1) or None."
+    """Frontal faces in an RGB image with OpenCV's Haar cascade: `detect_all(img)` → boxes (x0, y0, x1, y1), largest first;
+    `detect(img, prev)` → the face to keep (`pick_face`: the largest, or the one tracked from `prev`) or None."""
     def __init__(self, cascade: str = 'haarcascade_frontalface_default.xml', scale_factor=1.1, min_neighbors=5, min_size=0.15):
         self.cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / cascade))
         if self.cascade.empty():
             raise ForgelocError(f'cannot load the OpenCV cascade {cascade}')
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
 
-    def detect(self, img: np.ndarray):
+    def detect_all(self, img: np.ndarray) -> list:
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
         m = int(self.min_size * min(gray.shape))
         faces = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(m, m))
-        if len(faces) == 0:
-            return None
-        x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-        return int(x), int(y), int(x + w), int(y + h)
+        boxes = [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in faces]
+        return sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))    # stable: ties keep the detector's order
+
+    def detect(self, img: np.ndarray, prev=None):
+        boxes = self.detect_all(img)
+        k = pick_face(boxes, prev)
+        return None if k is None else boxes[k]
 
 # %% ../../nbs/17_data.faces.ipynb #c023
 def square_box(box, scale: float = 1.3) -> tuple[int, int, int, int]:
@@ -72,7 +99,8 @@ def dlib_predictor_path() -> Path:
 
 # %% ../../nbs/17_data.faces.ipynb #c029
 class LandmarkDetector:
-    "dlib's frontal face detector and 68-point predictor: `detect(img)` → (box (x0, y0, x1, y1), 68×2 landmarks) or None."
+    """dlib's frontal face detector and 68-point predictor: `detect_all(img)` → boxes, largest first; `landmarks(img, box)`
+    → 68×2; `detect(img, prev)` → (box (x0, y0, x1, y1), 68×2 landmarks) of the face to keep (`pick_face`) or None."""
     def __init__(self, upsample: int = 1):
         try:
             import dlib
@@ -83,15 +111,19 @@ class LandmarkDetector:
         self.predictor = dlib.shape_predictor(str(dlib_predictor_path()))
         self.upsample, self._dlib = upsample, dlib
 
-    def detect(self, img: np.ndarray):
-        img = np.ascontiguousarray(img)
-        rects = self.detector(img, self.upsample)
-        if not len(rects):
-            return None
-        r = max(rects, key=lambda r: r.width() * r.height())
-        shape = self.predictor(img, r)
-        pts = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
-        return (r.left(), r.top(), r.right(), r.bottom()), pts
+    def detect_all(self, img: np.ndarray) -> list:
+        rects = self.detector(np.ascontiguousarray(img), self.upsample)
+        boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
+        return sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+
+    def landmarks(self, img: np.ndarray, box) -> np.ndarray:
+        shape = self.predictor(np.ascontiguousarray(img), self._dlib.rectangle(*map(int, box)))
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+
+    def detect(self, img: np.ndarray, prev=None):
+        boxes = self.detect_all(img)
+        k = pick_face(boxes, prev)
+        return None if k is None else (boxes[k], self.landmarks(img, boxes[k]))
 
 # %% ../../nbs/17_data.faces.ipynb #c030
 def five_landmarks(l68: np.ndarray) -> np.ndarray:
@@ -106,3 +138,50 @@ def fcn_crop_box(box, landmarks5, scale: float = 1.1) -> tuple[int, int, int, in
     cx, cy = np.asarray(landmarks5, np.float32).mean(0)
     a, b, side = int(round(cx - half)), int(round(cy - half)), int(round(2 * half))
     return a, b, a + side, b + side
+
+# %% ../../nbs/17_data.faces.ipynb #c035
+def _scaled_detect(detector, img, prev, detect_size: int):
+    "`detector.detect(img, prev)` on a copy whose shorter side is at most `detect_size` px (0: full size); boxes in `img` pixels."
+    h, w = img.shape[:2]
+    s = detect_size / min(h, w) if detect_size and min(h, w) > detect_size else 1.0
+    if s == 1.0:
+        found = detector.detect(img, prev)
+        return found if isinstance(detector, LandmarkDetector) or found is None else (found, None)
+    small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    sprev = None if prev is None else tuple(v * s for v in prev)
+    boxes = detector.detect_all(small)
+    k = pick_face(boxes, sprev)
+    if k is None:
+        return None
+    box = tuple(int(round(v / s)) for v in boxes[k])
+    return box, detector.landmarks(img, box) if isinstance(detector, LandmarkDetector) else None
+
+def track_faces(frames: dict, detector, every: int = 1, detect_size: int = 0) -> dict:
+    """{frame index: (box (x0, y0, x1, y1) or None, 68×2 landmarks or None)} for the decoded `frames` ({index: RGB}) of one
+    video, one subject tracked from frame to frame; detection every `every`-th frame with boxes interpolated between,
+    on a copy of shorter side ≤ `detect_size` (0: full size)."""
+    idx = sorted(frames)
+    det, prev, last = {}, None, None
+    for i in idx:                                           # detections, tracked from the previous box found
+        if last is None or i - last >= every:
+            found = _scaled_detect(detector, frames[i], prev, detect_size)
+            det[i] = found
+            last = i
+            if found is not None:
+                prev = found[0]
+    keys = [i for i in idx if i in det and det[i] is not None]
+    out = {}
+    for i in idx:
+        if i in det:
+            out[i] = det[i] if det[i] is not None else (None, None); continue
+        j = np.searchsorted(keys, i)
+        before, after = (keys[j - 1] if j > 0 else None), (keys[j] if j < len(keys) else None)
+        if before is not None and after is not None:
+            t = (i - before) / (after - before)
+            box = tuple(int(round((1 - t) * a + t * b)) for a, b in zip(det[before][0], det[after][0]))
+        elif before is not None or after is not None:
+            box = det[before if before is not None else after][0]
+        else:
+            out[i] = (None, None); continue
+        out[i] = (box, detector.landmarks(frames[i], box) if isinstance(detector, LandmarkDetector) else None)
+    return out

@@ -6,17 +6,23 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import platform
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..core import ForgelocError
 
 # %% auto #0
-__all__ = ['X264_DETERMINISTIC', 'IMAGE_EXTS', 'video_info', 'read_frames', 'write_video', 'read_image', 'write_png']
+__all__ = ['X264_DETERMINISTIC', 'IMAGE_EXTS', 'video_info', 'read_frames', 'write_video', 'read_image', 'write_png', 'n_workers',
+           'map_tasks']
 
 # %% ../../nbs/11_data.io.ipynb #c011
 def video_info(path) -> dict:
@@ -136,3 +142,33 @@ def write_png(path: Path, img: np.ndarray) -> str:
     path.write_bytes(buf.tobytes())
     return hashlib.sha1(buf.tobytes()).hexdigest()
 
+
+# %% ../../nbs/11_data.io.ipynb #c024
+def _worker_init():
+    "A worker process: one OpenCV thread (the pool already uses every core)."
+    cv2.setNumThreads(1)
+
+def n_workers(workers: int, n_tasks: int) -> int:
+    "Worker processes for `n_tasks` tasks: `workers`, or one per usable CPU core when 0; never more than the tasks."
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    return max(1, min(workers or cores, n_tasks))
+
+def map_tasks(fn, tasks: list, workers: int = 0, progress=None):
+    """`fn` (a module-level function) over `tasks` in order: in this process for one worker, else in a pool of
+    `n_workers(workers)` processes; `progress` (a tqdm kwargs dict or None) shows a bar."""
+    n = n_workers(workers, len(tasks))
+    bar = (lambda it: tqdm(it, total=len(tasks), **progress)) if progress else (lambda it: it)
+    if n == 1:
+        return [fn(t) for t in bar(tasks)]
+    # not 'fork': a process forked after OpenCV has run its thread pool can hang in it. The fork server is a fresh
+    # process that imports this module once and forks clean workers from itself.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context('forkserver' if 'forkserver' in methods else 'spawn')
+    if 'forkserver' in methods:
+        ctx.set_forkserver_preload([fn.__module__])
+    try:
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init) as ex:
+            return list(bar(ex.map(fn, tasks, chunksize=1)))
+    except BrokenProcessPool as e:
+        raise ForgelocError(f'a worker process died ({e}); a script that runs a stage with workers > 1 must call it under '
+                            "`if __name__ == '__main__':` (workers start from a fresh process), or use workers=1") from None
