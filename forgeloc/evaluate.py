@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .metrics import localization_report, roc_points
+from .metrics import gray_map_report, localization_report, roc_points
 from .models.fcn import centre_offset, receptive_field
 from .train import predict
 
@@ -22,7 +22,11 @@ def evaluate_model(model, ds, recipe=None, device='cpu', threshold: float = 0.5,
     "Predictions and reports of `model` on `ds` (a ForgeryDataset): dict(overall, groups (DataFrame), roc, pred)."
     p = predict(model, ds, recipe, device, batch_size, progress)
     p['probs'] = p['maps']
-    rep = lambda idx: localization_report(p['labels'][idx], p['scores'][idx], p['masks'][idx], p['probs'][idx], threshold)
+    def rep(idx):
+        r = localization_report(p['labels'][idx], p['scores'][idx], p['masks'][idx], p['probs'][idx], threshold)
+        if 'gray' in p:
+            r.update(gray_map_report(p['gray'][idx], p['probs'][idx], p['labels'][idx]))
+        return r
     overall = rep(np.arange(len(ds)))
     rows = ds.rows
     groups = []
@@ -58,7 +62,8 @@ def plot_predictions(ds, pred: dict, idx, threshold: float = 0.5):
         r = ds.rows.iloc[i]
         name = f"{r.get('dataset', '')}/{r.get('method', '')}"
         row[0].imshow(img); row[0].set_title(f"{name}\nlabel {int(pred['labels'][i])}", fontsize=8)
-        row[1].imshow(pred['masks'][i], cmap='gray', vmin=0, vmax=1); row[1].set_title('ground truth', fontsize=8)
+        gt = pred['gray'][i] if 'gray' in pred else pred['masks'][i]
+        row[1].imshow(gt, cmap='gray', vmin=0, vmax=1); row[1].set_title('ground truth' + (' (gray map)' if 'gray' in pred else ''), fontsize=8)
         row[2].imshow(img); row[2].imshow(pred['probs'][i], cmap='inferno', vmin=0, vmax=1, alpha=0.6)
         row[2].contour(pred['probs'][i] >= threshold, levels=[0.5], colors='cyan', linewidths=0.8)
         row[2].set_title(f"predicted map, score {pred['scores'][i]:.2f}", fontsize=8)

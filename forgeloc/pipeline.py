@@ -14,8 +14,9 @@ import yaml
 from .core import ForgelocError, check_choice, load_params, resolve
 
 # %% auto #0
-__all__ = ['STAGES', 'FOREACH_STAGES', 'COMPARE_COLUMNS', 'stage_notebook', 'format_overrides', 'parse_overrides', 'model_keys',
-           'dvc_stage_params', 'cli_value', 'run_stage', 'comparison', 'comparison_markdown', 'update_readme']
+__all__ = ['STAGES', 'FOREACH_STAGES', 'COMPARE_COLUMNS', 'GRAY_COLUMNS', 'stage_notebook', 'format_overrides', 'parse_overrides',
+           'model_keys', 'dvc_stage_params', 'cli_value', 'run_stage', 'comparison', 'comparison_markdown',
+           'update_readme']
 
 # %% ../nbs/70_pipeline.ipynb #c005
 STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'compare')
@@ -28,6 +29,9 @@ def stage_notebook(stage: str) -> Path:
 
 # %% ../nbs/70_pipeline.ipynb #c008
 def _yaml_scalar(text: str):
+    for kind in (int, float):          # numbers as papermill reads them (YAML 1.1 would keep '1e-05' a string)
+        try: return kind(text)
+        except ValueError: pass
     v = yaml.safe_load(text)
     return text if isinstance(v, (dict, list)) or v is None and text not in ('null', '~') else v
 
@@ -129,6 +133,7 @@ def run_stage(stage: str, output=None, progress: bool = False, key: str | None =
 
 # %% ../nbs/70_pipeline.ipynb #c018
 COMPARE_COLUMNS = ('image_auc', 'image_f1', 'pixel_f1', 'combined_f1', 'iou')
+GRAY_COLUMNS = ('coss', 'psnr', 'ssim')        # FakeLocator's gray-map metrics; '—' for models without a gray map
 
 def _fmt(v) -> str:
     return '—' if v is None or (isinstance(v, float) and v != v) else (f'{v:.3f}' if isinstance(v, float) else str(v))
@@ -144,17 +149,23 @@ def comparison(metrics_dir='metrics/evaluate') -> list[dict]:
 def comparison_markdown(rows: list[dict]) -> str:
     "The comparison table: per model its preset, size, training time, and the test metrics overall and per dataset."
     datasets = sorted({g for r in rows for g in r.get('datasets', {})})
-    head = ['model', 'preset', 'parameters', 'epochs (best)', 'train s'] + list(COMPARE_COLUMNS) + [f'{d} AUC' for d in datasets]
+    head = ['model', 'preset', 'parameters', 'epochs (best)', 'train s'] + list(COMPARE_COLUMNS) + \
+           [c.upper() for c in GRAY_COLUMNS] + [f'{d} AUC' for d in datasets]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
         cells = [f"`{r['model']}`", r['preset'], f"{r['n_params'] / 1e6:.2f}M", f"{r['epochs']} ({r['checkpoint_epoch']})",
-                 f"{r['train_seconds']:.0f}"] + [_fmt(r[c]) for c in COMPARE_COLUMNS] + \
+                 f"{r['train_seconds']:.0f}"] + [_fmt(r[c]) for c in COMPARE_COLUMNS] + [_fmt(r.get(c)) for c in GRAY_COLUMNS] + \
                 [_fmt(r.get('datasets', {}).get(d, {}).get('image_auc')) for d in datasets]
         lines.append('| ' + ' | '.join(cells) + ' |')
-    n = rows[0]
+    n = max(rows, key=lambda r: r['n_images'])             # the models that read every test frame
+    fewer = [r for r in rows if (r['n_images'], r['n_manipulated']) != (n['n_images'], n['n_manipulated'])]
+    note = ('' if not fewer else ' Tested on fewer frames (a label they need exists for part of the data only): ' +
+            ', '.join(f"`{r['model']}` {r['n_images']} ({r['n_manipulated']} manipulated)" for r in fewer) + '.')
     return (f"Test split of the sample, threshold {n['threshold']}: {n['n_images']} frames/images, {n['n_manipulated']} "
-            f"manipulated. Image AUC/F1 from each model's image score; pixel F1 and IoU averaged over the manipulated "
-            f"images (MVSS-Net's convention) at the model's input size; combined F1 = harmonic mean of pixel and image F1.\n\n"
+            f"manipulated.{note} Image AUC/F1 from each model's image score; pixel F1 and IoU averaged over the manipulated "
+            f"images (MVSS-Net's convention) at the model's input size; combined F1 = harmonic mean of pixel and image F1; "
+            f"COSS, PSNR (dB) and SSIM of predicted against ground-truth gray fakeness maps over the manipulated images "
+            f"(FakeLocator, Huang et al. Sec. 5.1; — for models that predict no gray map).\n\n"
             + '\n'.join(lines) + '\n')
 
 def update_readme(readme='README.md', table='metrics/compare.md') -> bool:

@@ -77,7 +77,7 @@ def recipe_datasets(cfg: dict, frames_dir, masks_dir, splits=('train', 'val')) -
     from forgeloc.data.dataset import ForgeryDataset
     r = get_recipe(cfg['model'])
     return {s: ForgeryDataset(frames_dir, masks_dir, s, size=int(cfg['size']), augment=bool(cfg['augment']) and s == 'train',
-                              labels=r.labels, mean=r.mean, std=r.std) for s in splits}
+                              labels=r.labels_for(cfg), mean=r.mean, std=r.std) for s in splits}
 
 # %% ../nbs/50_train.ipynb #c013
 def _to(batch: dict, device) -> dict:
@@ -90,11 +90,11 @@ def _autocast(device, amp: bool):
 @torch.no_grad()
 def predict(model, ds, recipe=None, device='cpu', batch_size: int = 64, progress: bool = False, criterion=None,
             amp: bool = True) -> dict:
-    "Scores (N,), maps (N×H×W), labels (N,), masks (N×H×W) of `model` over `ds`, read by `recipe`; `loss` if `criterion`."
+    "Scores (N,), maps (N×H×W), labels (N,), masks (N×H×W) of `model` over `ds`, read by `recipe`; `loss` if `criterion`; `gray` (N×H×W) if the recipe has a `gray_label`."
     recipe = recipe or get_recipe(getattr(model, 'recipe_name', None))
     net = model.module if hasattr(model, 'module') else model
     model.eval()
-    scores, maps, labels, masks, loss, n = [], [], [], [], 0.0, 0
+    scores, maps, labels, masks, grays, loss, n = [], [], [], [], [], 0.0, 0
     for b in tqdm(DataLoader(ds, batch_size=batch_size), desc='predict', leave=False, disable=not progress):
         b = _to(b, device)
         with _autocast(device, amp):
@@ -106,8 +106,12 @@ def predict(model, ds, recipe=None, device='cpu', batch_size: int = 64, progress
         s, m = recipe.outputs(net, out, tuple(b['image'].shape[-2:]))
         scores.append(s.float().cpu()); maps.append(m.float().cpu())
         labels.append(torch.as_tensor(b['label']).cpu()); masks.append(b['mask'].cpu())
+        if recipe.gray_label:
+            grays.append(b[recipe.gray_label].float().cpu())
     res = {'scores': torch.cat(scores).numpy(), 'maps': torch.cat(maps).numpy(),
            'labels': torch.cat(labels).numpy(), 'masks': torch.cat(masks).numpy()}
+    if grays:
+        res['gray'] = torch.cat(grays).numpy()
     if criterion is not None:
         res['loss'] = loss / max(n, 1)
     return res

@@ -32,15 +32,22 @@ class Recipe:
     presets: dict = field(default_factory=dict)
     backbones: tuple = ()
     paper: str = ''
+    label_fn: Callable | None = None
+    gray_label: str | None = None
 
     def __post_init__(self):
         for p in ('paper', 'cpu'):
             if p not in self.presets:
                 raise ForgelocError(f"recipe {self.name!r} has no {p!r} preset")
 
+    def labels_for(self, cfg: dict) -> tuple:
+        "The label kinds a dataset must load for `cfg`: `labels`, the `gray_label` and whatever `label_fn(cfg)` adds."
+        extra = tuple(self.label_fn(cfg)) if self.label_fn else ()
+        return tuple(dict.fromkeys((*self.labels, *((self.gray_label,) if self.gray_label else ()), *extra)))
+
 # %% ../../nbs/20_models.registry.ipynb #c007
 RECIPES: dict[str, Recipe] = {}
-MODEL_MODULES = ('forgeloc.models.fcn', 'forgeloc.models.upernet', 'forgeloc.models.mvss')
+MODEL_MODULES = ('forgeloc.models.fcn', 'forgeloc.models.upernet', 'forgeloc.models.mvss', 'forgeloc.models.fakelocator')
 
 def register(recipe: Recipe) -> Recipe:
     "Add `recipe` to `RECIPES` under its name (re-registering a name replaces it: notebooks re-run cells)."
