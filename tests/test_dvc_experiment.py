@@ -34,7 +34,7 @@ def test_dvc_exp_run_trains_every_model(tmp_path):
     models = list(yaml.safe_load((repo / 'params.yaml').read_text())['train']['models'])
     sets = ['-S', 'extract_frames.frames_per_real=2', '-S', 'extract_frames.frames_per_fake=1', '-S', 'evaluate.n_examples=2']
     for m in models:
-        sets += ['-S', f'train.models.{m}.epochs=1', '-S', f'train.models.{m}.size=64', '-S', f'train.models.{m}.batch_size=8']
+        sets += ['-S', f'++train.models.{m}.epochs=1', '-S', f'++train.models.{m}.size=64', '-S', f'++train.models.{m}.batch_size=8']
     sh(['dvc', 'exp', 'run', '-q', *sets], repo, timeout=1800)
     compare = json.loads((repo / 'metrics' / 'compare.json').read_text())
     assert set(compare) == set(models)
