@@ -8,10 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from .metrics import gray_map_report, localization_report, roc_points
-from .models.fcn import centre_offset, receptive_field
 from .train import predict
 
 # %% auto #0

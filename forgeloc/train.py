@@ -282,7 +282,7 @@ def train_model(cfg: dict, train_ds, val_ds, out_dir, device='cpu', progress: bo
             raise ForgelocError(f"{last} is an unfinished run with a different configuration ({', '.join(diff)} differ: "
                                 + '; '.join(f'{k} {ck["cfg"].get(k)!r} -> {cfg.get(k)!r}' for k in diff)
                                 + "); set `train.resume: false` or delete the folder to start afresh")
-        if not finished or ck['epoch'] < int(cfg['epochs']) and not diff:
+        if not finished:
             model.load_state_dict(ck['state_dict']); opt.load_state_dict(ck['optimizer'])
             if sched is not None and ck.get('scheduler'):
                 sched.load_state_dict(ck['scheduler'])

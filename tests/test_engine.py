@@ -131,3 +131,14 @@ def test_init_loads_a_torchvision_resnet_state_dict_into_the_backbones(data, tmp
     enc = net.get_submodule(get_recipe('upernet_bayar').backbones[0]).state_dict()
     k = next(k for k in enc if k.endswith('layer1.0.conv1.weight'))
     assert torch.equal(enc[k], sd[k[k.index('layer1'):]])
+
+
+def test_engine_dataset_and_evaluation_know_no_model_by_name():
+    "Only the registry's MODEL_MODULES list names the model modules; the engine, dataset, evaluation and pipeline read recipes."
+    import re
+    from forgeloc.models.registry import MODEL_MODULES
+    names = [m.rsplit('.', 1)[1] for m in MODEL_MODULES]
+    for f in ('forgeloc/train.py', 'forgeloc/evaluate.py', 'forgeloc/data/dataset.py', 'forgeloc/pipeline.py', 'forgeloc/metrics.py'):
+        src = (ROOT / f).read_text()
+        hits = [n for n in names if re.search(rf'models\.{n}\b|\b{n}\(', src)]
+        assert not hits, f'{f} names model module(s) {hits}'
