@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .core import ForgelocError, atomic_write, check_choice, check_positive, run_info, seed_everything
 from .metrics import image_auc, pixel_f1
-from .models.registry import ENGINE_DEFAULTS, build_model, call_with, get_recipe
+from .models.registry import build_model, call_with, get_recipe
 
 # %% auto #0
 __all__ = ['RESUME_FREE_KEYS', 'check_train_config', 'make_optimizer', 'make_scheduler', 'step_scheduler', 'recipe_datasets',
@@ -314,9 +314,9 @@ def train_model(cfg: dict, train_ds, val_ds, out_dir, device='cpu', progress: bo
         improved, key = _better(row, best, cfg['monitor'])
         row['best'] = bool(improved)
         history.append(dict(row))
+        best = key if improved else best
         if rank == 0:
             if improved:
-                best = key
                 save_checkpoint({'state_dict': model.state_dict(), 'cfg': cfg, 'epoch': epoch, 'val': row,
                                  'run_info': run_info(**cfg)}, out_dir / 'best.pt')
             save_checkpoint({'state_dict': model.state_dict(), 'optimizer': opt.state_dict(),
@@ -324,7 +324,6 @@ def train_model(cfg: dict, train_ds, val_ds, out_dir, device='cpu', progress: bo
                              'best': list(best), 'history': history, 'rng': _rng_state(gen), 'world_size': world}, last)
             if on_epoch is not None:
                 on_epoch(epoch, {**row, 'seconds': round(time.time() - t0, 2)})
-        best = key if improved else best
         if world > 1:
             dist.barrier()
     return history
@@ -356,6 +355,9 @@ def run_training(spec: dict) -> list[dict]:
         torch.cuda.set_device(dev)
     cfg = spec['cfg']
     ds = recipe_datasets(cfg, spec['frames_dir'], spec['masks_dir'])
+    if rank == 0:
+        print(f"{len(ds['train'])} training frames ({ds['train'].labels.mean():.0%} manipulated), {len(ds['val'])} validation "
+              f"frames; labels {get_recipe(cfg['model']).labels_for(cfg)}, input {cfg['size']} px, {world} process(es)")
     hist_file = Path(spec['out_dir']) / 'history.json'
     seconds = {}
     if spec.get('resume', True) and hist_file.exists():       # wall-clock seconds of the epochs before a resume
