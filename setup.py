@@ -19,5 +19,7 @@ setup(
     extras_require={"dev": c["dev_requirements"].split(),
                     # dlib compiles from source (about 14 minutes on 2 cores; pip caches the wheel)
                     "landmarks": c["landmarks_requirements"].split()},
+    # the `forgeloc` command (nbs/91_cli.ipynb): settings.ini's console_scripts, nbdev's key
+    entry_points={"console_scripts": c.get("console_scripts", "").split()},
     zip_safe=False,
 )

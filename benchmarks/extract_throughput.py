@@ -92,10 +92,14 @@ def main(argv=None):
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--workers', type=int, default=0, help='processes of both stages (0: one per CPU core)')
     ap.add_argument('--detect-every', type=int, default=10, help='fast setting: detector every k-th frame')
-    ap.add_argument('--detect-size', type=int, default=0, help='fast setting: detect on a copy of this shorter side (0: full)')
+    ap.add_argument('--detect-size', type=int, default=0, help='fast setting: detect on a copy of this shorter side (0: full size)')
+    ap.add_argument('--work-dir', default='benchmarks/.work',
+                    help="where the stages write (default: the repository's disk, where the pipeline writes; on these "
+                         "machines /tmp creates files ~25x slower, which would dominate the timing)")
     ap.add_argument('--out', default='benchmarks/results/extract_throughput.json')
     a = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp())
+    work = resolve(a.work_dir); work.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=work))
     try:
         t0 = time.perf_counter()
         raw = build_sample_dataset(tmp / 'raw', seed=1, n_real_videos=a.videos, n_frames=a.frames, video_size=a.size,
@@ -105,7 +109,7 @@ def main(argv=None):
         videos = list_ffpp_videos(raw / 'FaceForensics++')
         workers = n_workers(a.workers, len(videos))
         settings = {'exact': dict(detect_every=1, detect_size=0), 'fast': dict(detect_every=a.detect_every, detect_size=a.detect_size)}
-        results = {'videos': len(videos), 'frames_per_video': a.frames, 'size': a.size, 'repeats': a.repeats,
+        results = {'videos': len(videos), 'frames_per_video': a.frames, 'size': a.size, 'repeats': a.repeats, 'work_dir': a.work_dir,
                    'workers': workers, 'cpu_cores': len(os.sched_getaffinity(0)), 'settings': settings, 'tolerance': TOLERANCE}
         for name, kw in (('dense', dict(policy='every_k', every_k=1)),
                          ('sparse', dict(policy='fixed', frames_per_real=7, frames_per_fake=7))):

@@ -41,6 +41,7 @@ def check_train_config(cfg: dict) -> dict:
     check_choice('train.optimizer', cfg.get('optimizer'), ['adam', 'adamw'])
     check_choice('train.schedule', cfg.get('schedule'), ['none', 'exponential', 'plateau'])
     check_choice('train.monitor', cfg.get('monitor'), ['val_auc', 'val_loss'])
+    check_choice('train.train_set', cfg.get('train_set', 'both'), ['both', 'shallow', 'deep'])
     if float(cfg.get('weight_decay', 0)) < 0:
         raise ForgelocError(f"parameter `train.weight_decay` must be >= 0, got {cfg['weight_decay']!r}")
     b = cfg.get('betas')
@@ -73,11 +74,11 @@ def step_scheduler(sched, val_loss: float):
 
 # %% ../nbs/50_train.ipynb #c011
 def recipe_datasets(cfg: dict, frames_dir, masks_dir, splits=('train', 'val')) -> dict:
-    "ForgeryDatasets of `splits` as `cfg['model']`'s recipe needs them (size, normalization, labels); train is augmented."
+    "ForgeryDatasets of `splits` as `cfg['model']`'s recipe needs them (size, normalization, labels), of the `train_set` domain (shallow/deep/both); train is augmented."
     from forgeloc.data.dataset import ForgeryDataset
     r = get_recipe(cfg['model'])
     return {s: ForgeryDataset(frames_dir, masks_dir, s, size=int(cfg['size']), augment=bool(cfg['augment']) and s == 'train',
-                              labels=r.labels_for(cfg), mean=r.mean, std=r.std) for s in splits}
+                              labels=r.labels_for(cfg), mean=r.mean, std=r.std, domain=cfg.get('train_set', 'both')) for s in splits}
 
 # %% ../nbs/50_train.ipynb #c013
 def _to(batch: dict, device) -> dict:

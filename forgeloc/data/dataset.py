@@ -19,7 +19,7 @@ from ..core import ForgelocError, check_choice
 from .labels import read_label
 
 # %% auto #0
-__all__ = ['read_manifest', 'ForgeryDataset']
+__all__ = ['DOMAINS', 'DEEP_DATASETS', 'read_manifest', 'domain_of', 'ForgeryDataset']
 
 # %% ../../nbs/13_data.dataset.ipynb #c005
 def read_manifest(masks_dir) -> pd.DataFrame:
@@ -50,15 +50,28 @@ def _load_label(path: Path, kind: str, size: int | None) -> np.ndarray:
         return np.ascontiguousarray(a.transpose(2, 0, 1))
     return a
 
+# %% ../../nbs/13_data.dataset.ipynb #c0dn
+DOMAINS = ('both', 'shallow', 'deep')
+DEEP_DATASETS = ('ffpp',)       # face-video datasets (FaceForensics++ layout); every other dataset is a shallowfake benchmark
+
+def domain_of(rows: pd.DataFrame) -> pd.Series:
+    "'deep' or 'shallow' per manifest row, from its `dataset` column."
+    if 'dataset' not in rows.columns:
+        raise ForgelocError("the manifest has no 'dataset' column: re-run the extract_frames and build_masks stages")
+    return pd.Series(np.where(rows['dataset'].isin(DEEP_DATASETS), 'deep', 'shallow'), index=rows.index)
+
 # %% ../../nbs/13_data.dataset.ipynb #c007
 class ForgeryDataset(Dataset):
     "Frames of `split` listed in the build_masks manifest; items are dicts of image (3×S×S), mask (S×S), label, index and the extra `labels`."
     def __init__(self, frames_dir, masks_dir, split: str | None = None, size: int | None = None,
                  augment: bool = False, manifest: pd.DataFrame | None = None, labels=('binary',),
-                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
+                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), domain: str = 'both'):
         check_choice('split', split, [None, 'train', 'val', 'test'])
+        check_choice('domain', domain, DOMAINS)
         man = read_manifest(masks_dir) if manifest is None else manifest
         where = Path(masks_dir) / 'manifest.csv'
+        if domain != 'both':
+            man = man[domain_of(man) == domain]
         self.kinds = [k for k in dict.fromkeys(labels) if k != 'binary']
         for k in self.kinds:
             if k not in man.columns:
@@ -74,7 +87,7 @@ class ForgeryDataset(Dataset):
                           f"label (e.g. {rows[missing].item.iloc[0]}): left out, not given zeros")
         self.rows = rows[~missing].reset_index(drop=True)
         if not len(self.rows):
-            raise ForgelocError(f"no frames in split {split!r} of {where}" + (f" with the {'/'.join(self.kinds)} label" if self.kinds else ''))
+            raise ForgelocError(f"no frames in split {split!r} of {where}" + ('' if domain == 'both' else f' in the {domain} domain') + (f" with the {'/'.join(self.kinds)} label" if self.kinds else ''))
         frames_dir, masks_dir = Path(frames_dir), Path(masks_dir)
         self.images, self.masks, self.extra = [], [], {k: [] for k in self.kinds}
         for r in self.rows.itertuples():
