@@ -194,4 +194,6 @@ register(Recipe('fakelocator', build=fakelocator, loss=FakeLocatorLoss, outputs=
                 labels=('binary', 'fakeness'), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                 presets={'paper': FAKELOCATOR_PAPER, 'cpu': FAKELOCATOR_CPU}, backbones=('backbone',),
                 paper='Huang et al. 2020 (FakeLocator), Sec. 4, 5.1, Table 2, Fig. 4', label_fn=fakelocator_labels,
-                gray_label='fakeness'))
+                gray_label='fakeness',
+                embed_layer='backbone.layer4',   # GAP'd: the classifier's input (figures: t-SNE)
+                feature_layers=('backbone.layer1', 'backbone.layer4', 'head.3')))

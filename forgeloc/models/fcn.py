@@ -91,4 +91,5 @@ FCN_PAPER = dict(size=128, width=1.0, epochs=50, batch_size=32, optimizer='adam'
 register(Recipe('fcn', build=fcn, loss=fcn_loss, outputs=fcn_outputs, labels=('binary',),
                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                 presets={'paper': FCN_PAPER, 'cpu': {**FCN_PAPER, 'width': 0.25, 'epochs': 12}},
-                paper='Tarasiou & Zafeiriou 2019, Sec. IV'))
+                paper='Tarasiou & Zafeiriou 2019, Sec. IV',
+                embed_layer='features', feature_layers=('features.0', 'features.4', 'features.8')))   # o (GAP'd: the classifier's input); shallow/middle/deep

@@ -177,4 +177,6 @@ from .registry import Recipe, register
 register(Recipe('mvss', build=mvss, loss=MVSSLoss, outputs=seg_cls_outputs, labels=('binary',),
                 mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), backbones=('rgb_encoder', 'noise_encoder'),
                 presets={'paper': {**PAPER_TRAIN, 'backbone': 'resnet50'}, 'cpu': {**MVSS_CPU_TRAIN, **MVSS_CPU_ARCH}},
-                paper='Chen et al. 2021 (MVSS-Net), as the baseline of Zhang et al. 2022, Sec. III'))
+                paper='Chen et al. 2021 (MVSS-Net), as the baseline of Zhang et al. 2022, Sec. III',
+                embed_layer='head.out.0',      # GAP'd: the dual-attention sum before the last 1×1 conv (figures: t-SNE)
+                feature_layers=('rgb_encoder.layer1', 'noise_encoder.layer1', 'esb', 'head.out.0')))

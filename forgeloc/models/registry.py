@@ -34,6 +34,8 @@ class Recipe:
     paper: str = ''
     label_fn: Callable | None = None
     gray_label: str | None = None
+    embed_layer: str | None = None
+    feature_layers: tuple = ()
 
     def __post_init__(self):
         for p in ('paper', 'cpu'):

@@ -126,4 +126,6 @@ for _name, _build, _bb in (('upernet_bayar', upernet_bayar, ('rgb_encoder', 'noi
     register(Recipe(_name, build=_build, loss=UPerNetLoss, outputs=seg_cls_outputs, labels=('binary',),
                     mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), backbones=_bb,
                     presets={'paper': {**PAPER_TRAIN, 'backbone': 'resnet50'}, 'cpu': {**CPU_TRAIN, **CPU_ARCH}},
-                    paper='Zhang et al. 2022, Sec. II-A, II-B, III, Fig. 2, Table III'))
+                    paper='Zhang et al. 2022, Sec. II-A, II-B, III, Fig. 2, Table III',
+                    embed_layer='det_head.0',      # GAP'd: the detection head's input to its last 1×1 conv (figures: t-SNE)
+                    feature_layers=(*(f'{b}.layer1' for b in _bb), 'rgb_encoder.layer3', 'ppm')))
