@@ -5,8 +5,9 @@ For the same frames of the same videos it times
     same frames of the mask videos (the floor any extractor pays);
   * extract: the extract_frames stage (decode, face tracking, crop, PNG write, manifest) followed by
     build_masks (mask-video decode, crop, binarize, PNG write), with `--workers` processes, under two settings:
-    exact (the detector on every frame) and fast (the detector every `--detect-every`-th frame, boxes
-    interpolated between, on a copy of shorter side <= `--detect-size` px, 0 = full size),
+    exact (the detector on every frame, whole frame) and fast (the detector every `--detect-every`-th frame, boxes
+    interpolated between, on a copy of shorter side <= `--detect-size` px, 0 = full size, searching first near the
+    tracked face, `--detect-near`),
 for dense sampling (every frame) and sparse sampling (7 per video, as Zhang et al.), and for sparse
 sampling also decode-only without seeking (decode from the start up to the last wanted frame).
 Each timing is the median of --repeats runs; ratios are taken within one run of this script.
@@ -93,6 +94,7 @@ def main(argv=None):
     ap.add_argument('--workers', type=int, default=0, help='processes of both stages (0: one per CPU core)')
     ap.add_argument('--detect-every', type=int, default=10, help='fast setting: detector every k-th frame')
     ap.add_argument('--detect-size', type=int, default=0, help='fast setting: detect on a copy of this shorter side (0: full size)')
+    ap.add_argument('--detect-near', type=float, default=0.5, help='fast setting: search near the tracked face first (0: off)')
     ap.add_argument('--work-dir', default='benchmarks/.work',
                     help="where the stages write (default: the repository's disk, where the pipeline writes; on these "
                          "machines /tmp creates files ~25x slower, which would dominate the timing)")
@@ -108,7 +110,8 @@ def main(argv=None):
         print(f'built {a.videos * 4} videos of {a.frames} frames in {time.perf_counter() - t0:.0f} s')
         videos = list_ffpp_videos(raw / 'FaceForensics++')
         workers = n_workers(a.workers, len(videos))
-        settings = {'exact': dict(detect_every=1, detect_size=0), 'fast': dict(detect_every=a.detect_every, detect_size=a.detect_size)}
+        settings = {'exact': dict(detect_every=1, detect_size=0, detect_near=0.0),
+                    'fast': dict(detect_every=a.detect_every, detect_size=a.detect_size, detect_near=a.detect_near)}
         results = {'videos': len(videos), 'frames_per_video': a.frames, 'size': a.size, 'repeats': a.repeats, 'work_dir': a.work_dir,
                    'workers': workers, 'cpu_cores': len(os.sched_getaffinity(0)), 'settings': settings, 'tolerance': TOLERANCE}
         for name, kw in (('dense', dict(policy='every_k', every_k=1)),

@@ -96,7 +96,7 @@ def _extract_video(task):
     try:
         frames = read_frames(v['path'], idx)
         det = _detector(cfg['detector'])
-        faces = track_faces(frames, det, cfg['detect_every'], cfg['detect_size']) if det is not None else {}
+        faces = track_faces(frames, det, cfg['detect_every'], cfg['detect_size'], cfg['detect_near']) if det is not None else {}
         for i in idx:
             f = frames[i]
             box, lm = faces.get(i, (None, None))
@@ -132,7 +132,7 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
                    compression: str = 'c23', crop: str = 'box', box_scale: float = 1.3, fcn_scale: float = 1.1,
                    crop_size: int = 128, image_size: int = 128, landmarks: bool = False, split_unit: str = 'video',
                    ffpp_methods=FFPP_METHODS, nist16_nontarget: bool = False, detect_every: int = 1, detect_size: int = 0,
-                   workers: int = 1, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                   detect_near: float = 0.0, workers: int = 1, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Run the extract_frames stage from `raw_dir` into `out_dir` (replaced atomically); returns the manifest.
     Sampling: `policy` fixed (`frames_per_real`/`frames_per_fake`), every_k, or evenly (`frames_train`/`frames_eval`,
     real training videos × `real_factor_train`). Crop: none (whole frame), box (Haar box × `box_scale`) or fcn
@@ -142,7 +142,8 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
     `ffpp_methods`: the FF++ manipulation methods read (default the four with masks); `nist16_nontarget`: also NIST16's
     non-target (authentic) probes, which the UPerNet paper's test set leaves out.
     Speed: one subject is tracked per video; the detector runs every `detect_every`-th frame (boxes interpolated between;
-    1 = every frame) on a copy of shorter side ≤ `detect_size` px (0 = full size); videos are processed by `workers`
+    1 = every frame) on a copy of shorter side ≤ `detect_size` px (0 = full size), first near the tracked face when
+    `detect_near` > 0 (`faces.track_faces`); videos are processed by `workers`
     processes (0 = one per CPU core, as the DVC stage does; the output does not depend on it)."""
     check_choice('extract_frames.policy', policy, POLICIES)
     check_choice('extract_frames.crop', crop, CROPS)
@@ -156,6 +157,8 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
             raise ForgelocError(f'parameter `extract_frames.{name}` must be a whole number ≥ 0, got {v!r}')
     for name, v in (('box_scale', box_scale), ('fcn_scale', fcn_scale)):
         check_positive(f'extract_frames.{name}', v, float)
+    if isinstance(detect_near, bool) or not isinstance(detect_near, (int, float)) or detect_near < 0:
+        raise ForgelocError(f'parameter `extract_frames.detect_near` must be a number ≥ 0 (0: off), got {detect_near!r}')
     for name, v in (('landmarks', landmarks), ('nist16_nontarget', nist16_nontarget)):
         if not isinstance(v, bool):
             raise ForgelocError(f'parameter `extract_frames.{name}` must be true or false, got {v!r}')
@@ -164,7 +167,7 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
                frames_train=frames_train, frames_eval=frames_eval, real_factor_train=real_factor_train, crop=crop,
                box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size, landmarks=landmarks or crop == 'fcn',
                split_unit=split_unit, ffpp_methods=','.join(ffpp_methods), nist16_nontarget=nist16_nontarget,
-               detect_every=detect_every, detect_size=detect_size)
+               detect_every=detect_every, detect_size=detect_size, detect_near=float(detect_near))
     raw = Path(raw_dir)
     found = find_datasets(raw)
     # dlib (the FF++ authors' detector) whenever landmarks are wanted, else OpenCV's Haar cascade for box crops

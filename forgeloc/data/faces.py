@@ -13,8 +13,8 @@ import numpy as np
 from ..core import ForgelocError
 
 # %% auto #0
-__all__ = ['LANDMARKS_EXTRA', 'box_iou', 'pick_face', 'FaceDetector', 'square_box', 'crop_square', 'dlib_predictor_path',
-           'LandmarkDetector', 'five_landmarks', 'fcn_crop_box', 'track_faces']
+__all__ = ['LANDMARKS_EXTRA', 'NEAR_SCALE', 'box_iou', 'pick_face', 'FaceDetector', 'square_box', 'crop_square',
+           'dlib_predictor_path', 'LandmarkDetector', 'five_landmarks', 'fcn_crop_box', 'track_faces']
 
 # %% ../../nbs/17_data.faces.ipynb #c021b
 def box_iou(a, b) -> float:
@@ -49,10 +49,15 @@ class FaceDetector:
             raise ForgelocError(f'cannot load the OpenCV cascade {cascade}')
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
 
-    def detect_all(self, img: np.ndarray) -> list:
+    def detect_all(self, img: np.ndarray, size_range=None) -> list:
+        "Boxes of all faces, largest first; `size_range` (lo, hi) px limits the face sizes searched (else from `min_size`)."
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-        m = int(self.min_size * min(gray.shape))
-        faces = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(m, m))
+        if size_range is None:
+            m = int(self.min_size * min(gray.shape))
+            faces = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(m, m))
+        else:
+            lo, hi = (int(round(v)) for v in size_range)
+            faces = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(lo, lo), maxSize=(hi, hi))
         boxes = [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in faces]
         return sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))    # stable: ties keep the detector's order
 
@@ -140,8 +145,34 @@ def fcn_crop_box(box, landmarks5, scale: float = 1.1) -> tuple[int, int, int, in
     return a, b, a + side, b + side
 
 # %% ../../nbs/17_data.faces.ipynb #c035
-def _scaled_detect(detector, img, prev, detect_size: int):
-    "`detector.detect(img, prev)` on a copy whose shorter side is at most `detect_size` px (0: full size); boxes in `img` pixels."
+NEAR_SCALE = 1.5     # with `near`, faces between side/1.5 and side·1.5 of the previous box are searched
+
+def _near_detect(detector, img, prev, near: float):
+    """The tracked face searched only near `prev`: in the window of `prev` grown by `near`·its side on every side, at sizes
+    within ×/÷ `NEAR_SCALE` of it (Haar; dlib searches the window at its own scales) → (box, landmarks) or None."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = prev
+    side = max(x1 - x0, y1 - y0)
+    m = near * side
+    wx0, wy0, wx1, wy1 = max(int(x0 - m), 0), max(int(y0 - m), 0), min(int(np.ceil(x1 + m)), w), min(int(np.ceil(y1 + m)), h)
+    if wx1 - wx0 < side / NEAR_SCALE or wy1 - wy0 < side / NEAR_SCALE:
+        return None
+    sub = img[wy0:wy1, wx0:wx1]
+    boxes = (detector.detect_all(sub, size_range=(side / NEAR_SCALE, min(side * NEAR_SCALE, wx1 - wx0, wy1 - wy0)))
+             if isinstance(detector, FaceDetector) else detector.detect_all(sub))
+    boxes = [(a + wx0, b + wy0, c + wx0, d + wy0) for a, b, c, d in boxes]
+    k = pick_face(boxes, prev)
+    if k is None:
+        return None
+    return boxes[k], detector.landmarks(img, boxes[k]) if isinstance(detector, LandmarkDetector) else None
+
+def _scaled_detect(detector, img, prev, detect_size: int, near: float = 0.0):
+    """`detector.detect(img, prev)` on a copy whose shorter side is at most `detect_size` px (0: full size); boxes in `img` pixels.
+    With `near` > 0 and a previous box, first searched near it (`_near_detect`), the whole frame only if not found there."""
+    if near and prev is not None:
+        found = _near_detect(detector, img, prev, near)
+        if found is not None:
+            return found
     h, w = img.shape[:2]
     s = detect_size / min(h, w) if detect_size and min(h, w) > detect_size else 1.0
     if s == 1.0:
@@ -156,15 +187,15 @@ def _scaled_detect(detector, img, prev, detect_size: int):
     box = tuple(int(round(v / s)) for v in boxes[k])
     return box, detector.landmarks(img, box) if isinstance(detector, LandmarkDetector) else None
 
-def track_faces(frames: dict, detector, every: int = 1, detect_size: int = 0) -> dict:
+def track_faces(frames: dict, detector, every: int = 1, detect_size: int = 0, near: float = 0.0) -> dict:
     """{frame index: (box (x0, y0, x1, y1) or None, 68×2 landmarks or None)} for the decoded `frames` ({index: RGB}) of one
     video, one subject tracked from frame to frame; detection every `every`-th frame with boxes interpolated between,
-    on a copy of shorter side ≤ `detect_size` (0: full size)."""
+    on a copy of shorter side ≤ `detect_size` (0: full size), near the previous box when `near` > 0."""
     idx = sorted(frames)
     det, prev, last = {}, None, None
     for i in idx:                                           # detections, tracked from the previous box found
         if last is None or i - last >= every:
-            found = _scaled_detect(detector, frames[i], prev, detect_size)
+            found = _scaled_detect(detector, frames[i], prev, detect_size, near)
             det[i] = found
             last = i
             if found is not None:
