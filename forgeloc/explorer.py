@@ -117,7 +117,8 @@ class Explorer:
         self._hold, self.panel, self.indices, self.ds, self.pred = False, None, [], None, None
         names = list(self.checkpoints)
         self.w_model = W.Dropdown(options=names, value=model if model in names else names[0], description='model')
-        self.w_split = W.ToggleButtons(options=['train', 'val', 'test'], value=split, description='split')
+        self.w_split = W.ToggleButtons(options=['train', 'val', 'test'], value=split, description='split',
+                                       style={'button_width': '64px'})
         self.w_group = W.Dropdown(options=[('all', 'all')], value='all', description='dataset/method',
                                   style={'description_width': 'initial'})
         self.w_sample = W.IntSlider(value=0, min=0, max=0, description='sample', continuous_update=False)
@@ -125,12 +126,13 @@ class Explorer:
                                          continuous_update=False, readout_format='.2f')
         self.w_images = {k: W.Image(format='png', width=display_px, height=display_px) for k in PANELS}
         self.w_boxes = {k: W.VBox([W.HTML(f'<b>{_TITLES[k]}</b>'), self.w_images[k]]) for k in PANELS}
-        self.w_info, self.w_metrics, self.w_status = W.HTML(), W.HTML(), W.HTML()
+        self.w_info, self.w_metrics, self.w_status = W.HTML(), W.HTML(layout=W.Layout(margin='0 0 0 12px')), W.HTML()
         self.w_model.observe(self._on_data, 'value'); self.w_split.observe(self._on_data, 'value')
         self.w_group.observe(self._on_group, 'value')
         self.w_sample.observe(lambda _: self.refresh(), 'value'); self.w_threshold.observe(lambda _: self.refresh(), 'value')
         self.ui = W.VBox([W.HBox([self.w_model, self.w_split]), W.HBox([self.w_group, self.w_sample, self.w_threshold]),
-                          self.w_info, W.HBox([self.w_boxes[k] for k in PANELS]), self.w_metrics, self.w_status])
+                          self.w_info, W.HBox([*(self.w_boxes[k] for k in PANELS), self.w_metrics],
+                                              layout=W.Layout(flex_flow='row wrap', align_items='flex-start')), self.w_status])
         self._on_data()
 
     def _ipython_display_(self):
@@ -222,5 +224,6 @@ class Explorer:
                              f"of {len(self.indices)}; model <b>{html.escape(self.w_model.value)}</b>")
         self.w_metrics.value = ('<table style="border-collapse:collapse">' + ''.join(
             f'<tr><td style="padding:0 12px 0 0">{html.escape(k)}</td><td><b>{_fmt(v)}</b></td></tr>' for k, v in m.items())
-            + '</table><small>pixel F1 / IoU are n/a on an authentic image (empty mask: not in the split\'s pixel F1); '
-              'marked_fraction = share of pixels with map ≥ threshold.</small>')
+            + '</table><div style="max-width:260px;line-height:1.2"><small>pixel F1 / IoU: n/a on an authentic image (empty '
+              'mask; the split\'s pixel F1 averages over manipulated images). marked_fraction: share of pixels with map ≥ '
+              'threshold.</small></div>')
