@@ -16,7 +16,7 @@ import pandas as pd
 from .core import ForgelocError, atomic_write, resolve
 
 # %% auto #0
-__all__ = ['TRAIN_SETS', 'EXPERIMENT_PREFIX', 'mean_sd', 'seed_summary', 'experiment_name', 'table3_commands',
+__all__ = ['TRAIN_SETS', 'EXPERIMENT_PREFIX', 'mean_sd', 'seed_summary', 'parse_seeds', 'experiment_name', 'table3_commands',
            'parse_experiments', 'collect_experiments', 'table3', 'table3_markdown', 'cross_dataset']
 
 # %% ../nbs/71_reports.ipynb #c005
@@ -56,6 +56,19 @@ def seed_summary(runs: pd.DataFrame, metrics, by: str = 'model') -> pd.DataFrame
         rows.append(row)
     return pd.DataFrame(rows)
 
+# %% ../nbs/71_reports.ipynb #c101
+def parse_seeds(text, base_seed: int | None = None, name: str = 'train.extra_seeds') -> list[int]:
+    "Seeds from '2027,2028' (or a list; 'none' or '' for none): whole numbers, distinct, none equal to `base_seed`."
+    items = text if isinstance(text, (list, tuple)) else str(text).replace(',', ' ').split()
+    items = [s for s in items if str(s).lower() != 'none']
+    try:
+        seeds = [int(s) for s in items]
+    except ValueError:
+        raise ForgelocError(f'parameter `{name}` must be comma-separated whole numbers or none, got {text!r}') from None
+    if len(set(seeds)) != len(seeds) or (base_seed is not None and int(base_seed) in seeds):
+        raise ForgelocError(f'parameter `{name}` repeats a seed (or base.seed {base_seed}): {text!r}')
+    return seeds
+
 # %% ../nbs/71_reports.ipynb #c009
 TRAIN_SETS = ('shallow', 'deep', 'both')
 EXPERIMENT_PREFIX = 't3-'
@@ -64,8 +77,8 @@ def experiment_name(model: str, train_set: str) -> str:
     "The DVC experiment name of `model` trained on `train_set`: 't3-<model>-<train_set>'."
     return f'{EXPERIMENT_PREFIX}{model}-{train_set}'
 
-def table3_commands(models, train_sets=('shallow', 'deep'), extra=()) -> list[list[str]]:
-    "The `dvc exp run` command of each (model, training set) of Table III besides `both` (the default pipeline's runs)."
+def table3_commands(models, train_sets=('shallow', 'deep'), extra=('-S', 'train.extra_seeds=none')) -> list[list[str]]:
+    "The `dvc exp run` command of each (model, training set) of Table III besides `both` (the default pipeline's runs); one seed each."
     return [['dvc', 'exp', 'run', '--temp', '-n', experiment_name(m, s), '-S', f'++train.models.{m}.train_set={s}',
              *extra, f'evaluate@{m}'] for m in models for s in train_sets]
 
