@@ -17,7 +17,7 @@ from .core import ForgelocError, atomic_write, resolve
 
 # %% auto #0
 __all__ = ['TRAIN_SETS', 'EXPERIMENT_PREFIX', 'mean_sd', 'seed_summary', 'parse_seeds', 'experiment_name', 'table3_commands',
-           'parse_experiments', 'collect_experiments', 'table3', 'table3_markdown', 'cross_dataset']
+           'parse_experiments', 'collect_experiments', 'run_table3', 'table3', 'table3_markdown', 'cross_dataset']
 
 # %% ../nbs/71_reports.ipynb #c005
 def _finite(values) -> list[float]:
@@ -115,6 +115,29 @@ def collect_experiments(repo: str = '.', prefix: str = EXPERIMENT_PREFIX, **kw) 
     "`parse_experiments` of this repository's DVC experiments."
     import dvc.api
     return parse_experiments(dvc.api.exp_show(repo=repo), prefix=prefix, **kw)
+
+# %% ../nbs/71_reports.ipynb #c111
+def run_table3(models=None, train_sets=('shallow', 'deep'), out='metrics/experiments/table3.json', params_file='params.yaml',
+               collect_only: bool = False, runner=subprocess.run) -> dict:
+    "Run Table III's experiments (`table3_commands`; models default to `params.yaml: reports.table3_models`), collect, write `out`."
+    from forgeloc.core import load_params
+    if models is None:
+        models = [m for m in str(load_params(params_file)['reports']['table3_models']).split(',') if m]
+    if not collect_only:
+        for cmd in table3_commands(models, train_sets):
+            name = cmd[cmd.index('-n') + 1]
+            runner(['dvc', 'exp', 'remove', name], capture_output=True)      # re-running replaces an earlier one
+            print('$', ' '.join(cmd), flush=True)
+            if runner(cmd).returncode != 0:
+                raise ForgelocError(f"experiment {name} failed: {' '.join(cmd)}")
+    got = collect_experiments()
+    got = {k: v for k, v in got.items() if v['model'] in models}
+    p = resolve(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(p) as f:
+        json.dump(got, f, indent=1, sort_keys=True)
+    print(f'{len(got)} experiments collected into {p}')
+    return got
 
 # %% ../nbs/71_reports.ipynb #c015
 def _get(metrics: dict | None, test_set: str, key: str) -> float:
