@@ -19,7 +19,7 @@ __all__ = ['STAGES', 'FOREACH_STAGES', 'COMPARE_COLUMNS', 'GRAY_COLUMNS', 'stage
            'update_readme']
 
 # %% ../nbs/70_pipeline.ipynb #c005
-STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'compare')
+STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'compare', 'figures')
 FOREACH_STAGES = ('train', 'evaluate')   # one stage per model of params.yaml: train.models
 
 def stage_notebook(stage: str) -> Path:

@@ -40,10 +40,12 @@ def test_stages_are_chained():
     fill = lambda text: re.sub(r'\$\{([^}]+)\}', lambda m: str(lookup(m.group(1))), text)
     names = lambda entries: [e if isinstance(e, str) else next(iter(e)) for e in entries]
     outs = {s: names(stage_spec(s).get('outs', [])) for s in STAGES}
-    for before, after in zip(STAGES, STAGES[1:]):
-        produced = {fill(o) for o in outs[before]}
+    for i, after in enumerate(STAGES[1:], 1):       # a DAG in STAGES order: compare and figures both follow evaluate
+        produced = {fill(o) for before in STAGES[:i] for o in outs[before]}
         needed = {fill(d) for d in stage_spec(after)['deps']}
-        assert any(n == p or p.startswith(n + '/') for n in needed for p in produced), f'{after} does not depend on an output of {before}'
+        assert any(n == p or p.startswith(n + '/') for n in needed for p in produced), f'{after} depends on no output of the stages before it'
+    needed = {fill(d) for d in stage_spec('figures')['deps']}
+    assert {'models', 'plots'} <= needed, 'figures reads every checkpoint and the ROC/PR data of evaluate'
 
 
 def test_one_train_and_evaluate_stage_per_model():
