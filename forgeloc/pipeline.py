@@ -14,8 +14,8 @@ import yaml
 from .core import ForgelocError, check_choice, load_params, resolve
 
 # %% auto #0
-__all__ = ['STAGES', 'FOREACH_STAGES', 'COMPARE_COLUMNS', 'GRAY_COLUMNS', 'stage_notebook', 'format_overrides', 'parse_overrides',
-           'model_keys', 'dvc_stage_params', 'cli_value', 'run_stage', 'comparison', 'comparison_markdown',
+__all__ = ['STAGES', 'FOREACH_STAGES', 'COMPARE_COLUMNS', 'GRAY_COLUMNS', 'DOMAIN_COLUMNS', 'TEST_DOMAINS', 'stage_notebook', 'format_overrides', 'parse_overrides',
+           'model_keys', 'dvc_stage_params', 'cli_value', 'run_stage', 'comparison', 'comparison_markdown', 'comparison_summary',
            'update_readme']
 
 # %% ../nbs/70_pipeline.ipynb #c005
@@ -132,11 +132,21 @@ def run_stage(stage: str, output=None, progress: bool = False, key: str | None =
     return out
 
 # %% ../nbs/70_pipeline.ipynb #c018
-COMPARE_COLUMNS = ('image_auc', 'image_f1', 'pixel_f1', 'combined_f1', 'iou')
+COMPARE_COLUMNS = ('image_auc', 'image_f1_mvss', 'image_f1', 'pixel_f1_all', 'pixel_f1_fakes', 'combined_f1', 'pixel_f1_all_best', 'iou')
 GRAY_COLUMNS = ('coss', 'psnr', 'ssim')        # FakeLocator's gray-map metrics; '—' for models without a gray map
+DOMAIN_COLUMNS = ('pixel_f1_all', 'image_f1_mvss', 'combined_f1', 'image_auc')   # UPerNet paper, Table III
+TEST_DOMAINS = ('shallow', 'deep', 'both')
 
 def _fmt(v) -> str:
     return '—' if v is None or (isinstance(v, float) and v != v) else (f'{v:.3f}' if isinstance(v, float) else str(v))
+
+def _label(key: str) -> str:
+    from forgeloc.metrics import METRICS
+    return METRICS[key][0] if key in METRICS else key.upper()
+
+def _legend(keys) -> str:
+    from forgeloc.metrics import METRICS
+    return '; '.join(f'**{METRICS[k][0]}**: {METRICS[k][1]}' for k in keys if k in METRICS)
 
 def comparison(metrics_dir='metrics/evaluate') -> list[dict]:
     "One row per `<model>.json` in `metrics_dir` (written by the evaluate stage), in file-name order."
@@ -147,26 +157,50 @@ def comparison(metrics_dir='metrics/evaluate') -> list[dict]:
     return [json.loads(f.read_text()) for f in files]
 
 def comparison_markdown(rows: list[dict]) -> str:
-    "The comparison table: per model its preset, size, training time, and the test metrics overall and per dataset."
-    datasets = sorted({g for r in rows for g in r.get('datasets', {})})
-    head = ['model', 'preset', 'parameters', 'epochs (best)', 'train s'] + list(COMPARE_COLUMNS) + \
+    "The comparison table (per model its preset, training set, size, training time and the test metrics, each column's convention in the legend) and the test-domain table (UPerNet Table III layout)."
+    by_dataset = lambda r: r.get('by_dataset') or r.get('datasets') or {}   # `datasets`: result files before the by_* tables
+    datasets = sorted({g for r in rows for g in by_dataset(r)})
+    head = ['model', 'preset', 'train set', 'parameters', 'epochs (best)', 'train s'] + [_label(c) for c in COMPARE_COLUMNS] + \
            [c.upper() for c in GRAY_COLUMNS] + [f'{d} AUC' for d in datasets]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
-        cells = [f"`{r['model']}`", r['preset'], f"{r['n_params'] / 1e6:.2f}M", f"{r['epochs']} ({r['checkpoint_epoch']})",
-                 f"{r['train_seconds']:.0f}"] + [_fmt(r[c]) for c in COMPARE_COLUMNS] + [_fmt(r.get(c)) for c in GRAY_COLUMNS] + \
-                [_fmt(r.get('datasets', {}).get(d, {}).get('image_auc')) for d in datasets]
+        cells = [f"`{r['model']}`", r['preset'], r.get('train_set', 'both'), f"{r['n_params'] / 1e6:.2f}M",
+                 f"{r['epochs']} ({r['checkpoint_epoch']})", f"{r['train_seconds']:.0f}"] + \
+                [_fmt(r.get(c)) for c in COMPARE_COLUMNS] + [_fmt(r.get(c)) for c in GRAY_COLUMNS] + \
+                [_fmt(by_dataset(r).get(d, {}).get('image_auc')) for d in datasets]
         lines.append('| ' + ' | '.join(cells) + ' |')
     n = max(rows, key=lambda r: r['n_images'])             # the models that read every test frame
     fewer = [r for r in rows if (r['n_images'], r['n_manipulated']) != (n['n_images'], n['n_manipulated'])]
     note = ('' if not fewer else ' Tested on fewer frames (a label they need exists for part of the data only): ' +
             ', '.join(f"`{r['model']}` {r['n_images']} ({r['n_manipulated']} manipulated)" for r in fewer) + '.')
-    return (f"Test split of the sample, threshold {n['threshold']}: {n['n_images']} frames/images, {n['n_manipulated']} "
-            f"manipulated.{note} Image AUC/F1 from each model's image score; pixel F1 and IoU averaged over the manipulated "
-            f"images (MVSS-Net's convention) at the model's input size; combined F1 = harmonic mean of pixel and image F1; "
-            f"COSS, PSNR (dB) and SSIM of predicted against ground-truth gray fakeness maps over the manipulated images "
-            f"(FakeLocator, Huang et al. Sec. 5.1; — for models that predict no gray map).\n\n"
-            + '\n'.join(lines) + '\n')
+    res = {r.get('resolution', 'input') for r in rows}
+    where = ('each image\'s original size (the crop box it was cut from, see nbs/60_evaluate)' if res == {'original'}
+             else 'the model\'s input size' if res == {'input'} else 'original or input size (see each result file)')
+    dom_head = ['model', 'train set'] + [f'{d}: {_label(k)}' for d in TEST_DOMAINS for k in DOMAIN_COLUMNS]
+    dom = ['| ' + ' | '.join(dom_head) + ' |', '|' + '---|' * len(dom_head)]
+    for r in rows:
+        dom.append('| ' + ' | '.join([f"`{r['model']}`", r.get('train_set', 'both')] +
+                                     [_fmt((r.get(d) or {}).get(k)) for d in TEST_DOMAINS for k in DOMAIN_COLUMNS]) + ' |')
+    return (f"Test split of the sample, threshold t = {n['threshold']}: {n['n_images']} frames/images, {n['n_manipulated']} "
+            f"manipulated.{note} Pixel metrics at {where}. — = undefined (no map, no such test image, no gray map).\n\n"
+            + '\n'.join(lines) + '\n\n'
+            + f"Columns: {_legend(COMPARE_COLUMNS)}; **COSS, PSNR (dB), SSIM**: predicted against ground-truth gray fakeness "
+              f"maps over the manipulated images (FakeLocator, Huang et al. Sec. 5.1; — for models that predict no gray map); "
+              f"**<dataset> AUC**: AUC on that dataset's test images.\n\n"
+            + "By test domain (the UPerNet paper's Table III layout; shallow = shallowfake datasets, deep = FaceForensics++):\n\n"
+            + '\n'.join(dom) + '\n')
+
+def comparison_summary(rows: list[dict]) -> dict:
+    "{model: flat metrics} for `metrics/compare.json` (what `dvc metrics show` and `dvc exp show` list): headline metrics, gray metrics, `<dataset>_auc` and `<domain>_<metric>` of the Table III columns; null where undefined."
+    keep = (*COMPARE_COLUMNS, 'image_ap', 'image_eer', 'image_acc', 'video_auc', 'n_params', 'train_seconds', 'checkpoint_epoch')
+    out = {}
+    for r in rows:
+        s = {k: r.get(k) for k in keep}
+        s.update({k: r[k] for k in GRAY_COLUMNS if k in r})
+        s.update({f'{d}_auc': v.get('image_auc') for d, v in (r.get('by_dataset') or r.get('datasets') or {}).items()})
+        s.update({f'{d}_{k}': (r.get(d) or {}).get(k) for d in TEST_DOMAINS for k in DOMAIN_COLUMNS})
+        out[r['model']] = s
+    return out
 
 def update_readme(readme='README.md', table='metrics/compare.md') -> bool:
     "Replace the block between the results markers of `readme` with the Markdown in `table`; True if it changed."

@@ -93,3 +93,59 @@ def test_fake_without_aligned_real_video_is_skipped_for_the_fakeness_label(tiny_
     fakes = masks[(masks.label == 1) & (masks.dataset == 'ffpp')]
     assert len(fakes) > 0 and not any(f'/{real.stem}_' in s for s in fakes.source)
     assert (fakes.fakeness.str.startswith('labels/fakeness/')).all()
+
+
+def test_metrics_name_the_bad_sample_and_never_turn_undefined_into_zero():
+    "NaN maps and maps of another size than their mask are errors naming the sample; undefined metrics are NaN with a reason."
+    import warnings
+    from forgeloc.metrics import UndefinedMetric, image_auc, localization_report, pixel_f1
+    gt = np.zeros((2, 8, 8)); gt[1, 2:5, 2:5] = 1
+    pr = gt * 0.9; pr[0, 0, 0] = np.nan
+    with pytest.raises(ForgelocError, match="sample 'casia2/authentic/a': the predicted map has 1 NaN"):
+        pixel_f1(gt, pr, names=['casia2/authentic/a', 'ffpp/Deepfakes/b'])
+    with pytest.raises(ForgelocError, match=r"sample 'b': predicted map \(6, 8\) and mask \(8, 8\) differ in size"):
+        pixel_f1(list(gt), [gt[0], gt[1][:6]], names=['a', 'b'])
+    with pytest.warns(UndefinedMetric, match='single class'):
+        assert np.isnan(image_auc([1, 1], [0.2, 0.9]))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                             # the report records reasons instead of warning
+        r = localization_report([1], [0.9], gt[1:], gt[1:])         # a single-class split
+        e = localization_report([], [], np.zeros((0, 8, 8)), np.zeros((0, 8, 8)))   # an empty split
+    assert np.isnan(r['image_auc']) and np.isnan(r['combined_f1']) and r['pixel_f1_fakes'] == 1.0
+    assert 'single class' in r['undefined']['image_auc']
+    assert e['n_images'] == 0 and np.isnan(e['pixel_f1_all']) and 'no images' in e['undefined']['pixel_f1_all']
+
+
+def test_evaluate_refuses_an_empty_split_and_nan_maps():
+    import dataclasses
+    import torch
+    from forgeloc.evaluate import evaluate_model
+    from forgeloc.models.registry import get_recipe
+
+    class Data(torch.utils.data.Dataset):
+        def __init__(self, n):
+            self.rows = pd.DataFrame({'item': [f'x/{i}' for i in range(n)], 'dataset': 'ffpp', 'method': 'original', 'label': 0})
+        def __len__(self): return len(self.rows)
+        def __getitem__(self, i): return {'image': torch.zeros(3, 16, 16), 'mask': torch.zeros(16, 16), 'label': 0, 'index': i}
+
+    class Net(torch.nn.Module):
+        def __init__(self): super().__init__(); self.w = torch.nn.Parameter(torch.zeros(1))
+        def forward(self, x): return {'x': x}
+    nan_map = dataclasses.replace(get_recipe('fcn'), name='nan_map',
+                                  outputs=lambda net, out, size: (torch.zeros(len(out['x'])), torch.full((len(out['x']), *size), float('nan'))))
+    with pytest.raises(ForgelocError, match='the test split is empty'):
+        evaluate_model(Net(), Data(0), nan_map, progress=False)
+    with pytest.raises(ForgelocError, match="sample 'x/0': the predicted map has 256 NaN"):
+        evaluate_model(Net(), Data(2), nan_map, progress=False)
+
+
+def test_comparison_shows_a_missing_or_undefined_metric_as_a_dash(tmp_path):
+    "An older result file without a key, or a null (undefined) value, prints '—', never 0."
+    import json
+    from forgeloc.pipeline import comparison, comparison_markdown
+    rec = {'model': 'old', 'preset': 'cpu', 'n_params': 1000, 'epochs': 1, 'checkpoint_epoch': 1, 'train_seconds': 1.0,
+           'threshold': 0.5, 'n_images': 4, 'n_manipulated': 2, 'image_auc': None}
+    (tmp_path / 'old.json').write_text(json.dumps(rec))
+    md = comparison_markdown(comparison(tmp_path))
+    row = next(l for l in md.splitlines() if l.startswith('| `old`'))
+    assert ' 0.000 ' not in row and row.count('—') >= 8

@@ -18,7 +18,7 @@ def pipeline(tiny_raw, tmp_path_factory):
     "Run the four stages in order into a temporary folder; return their paths."
     d = tmp_path_factory.mktemp('pipeline')
     p = {'raw': tiny_raw, 'frames': d / 'frames', 'masks': d / 'masks', 'model': d / 'fcn' / 'best.pt', 'runs': d / 'runs',
-         'metrics': d / 'metrics.json', 'groups': d / 'groups.csv', 'roc': d / 'roc.csv', 'figure': d / 'pred.png'}
+         'metrics': d / 'metrics.json', 'groups': d / 'groups.csv', 'roc': d / 'roc.csv', 'pr': d / 'pr.csv', 'figure': d / 'pred.png'}
     run_stage('extract_frames', p['runs'] / 'extract_frames.ipynb', raw_dir=str(tiny_raw), out_dir=str(p['frames']),
               frames_per_real=3, frames_per_fake=2)
     run_stage('build_masks', p['runs'] / 'build_masks.ipynb', frames_dir=str(p['frames']), raw_dir=str(tiny_raw),
@@ -28,7 +28,7 @@ def pipeline(tiny_raw, tmp_path_factory):
               live_dir=str(p['runs'] / 'live'))
     run_stage('evaluate', p['runs'] / 'evaluate.ipynb', key='fcn', frames_dir=str(p['frames']), masks_dir=str(p['masks']),
               checkpoint=str(p['model']), metrics_path=str(p['metrics']), groups_path=str(p['groups']), run_path=str(d / 'run.json'),
-              roc_path=str(p['roc']), figure_path=str(p['figure']), n_examples=3)
+              roc_path=str(p['roc']), pr_path=str(p['pr']), figure_path=str(p['figure']), n_examples=3)
     return p
 
 
@@ -80,16 +80,31 @@ def test_train_and_evaluate(pipeline):
     assert (pipeline['model'].parent / 'last.pt').exists() and (pipeline['runs'] / 'live' / 'metrics.json').exists()
     m = json.loads(pipeline['metrics'].read_text())
     assert m['model'] == 'fcn' and m['n_params'] > 1000 and m['train_seconds'] > 0
-    for k in ('image_auc', 'image_f1', 'pixel_f1', 'combined_f1', 'iou'):
+    assert m['resolution'] == 'original' and m['train_set'] == 'both'
+    from forgeloc.metrics import METRICS
+    for k in METRICS:                                             # every convention, flat (dvc metrics show), null = undefined
         assert k in m and (m[k] is None or 0 <= m[k] <= 1), k
+    notes = json.loads((pipeline['metrics'].parent / 'run.json').read_text())
+    for k in METRICS:
+        assert (m[k] is None) == (k in notes['undefined']['both']), k   # every null has its reason
+    assert set(notes['conventions']) == set(METRICS)
+    assert all(set(METRICS) <= set(m[d]) for d in ('both', 'shallow', 'deep'))   # the test domains of Table III
+    assert m['both']['n_images'] == m['shallow']['n_images'] + m['deep']['n_images']
+    assert m['pixel_f1_all'] == m['both']['pixel_f1_all'] and 'real' in m['both']['class_recall']
+    assert 'ffpp' in m['by_dataset'] and 'ffpp/Deepfakes' in m['by_method']
     roc = pd.read_csv(pipeline['roc'])
     assert list(roc.columns) == ['fpr', 'tpr', 'threshold'] and roc.tpr.iloc[-1] == 1.0
+    pr = pd.read_csv(pipeline['pr'])
+    assert list(pr.columns) == ['recall', 'precision', 'threshold'] and pr.recall.iloc[0] == 1.0
     assert pipeline['figure'].stat().st_size > 10_000
-    assert json.loads((pipeline['metrics'].parent / 'run.json').read_text())['params']['threshold'] == 0.5
+    run = json.loads((pipeline['metrics'].parent / 'run.json').read_text())['params']
+    assert run['threshold'] == 0.5 and run['resolution'] == 'original'
     test_rows = pd.read_csv(pipeline['masks'] / 'manifest.csv').query("split == 'test'")
-    groups = set(pd.read_csv(pipeline['groups']).group)
-    assert 'ffpp' in groups and groups >= set(test_rows.dataset)
-    assert {f'ffpp/{m}' for m in ('Deepfakes', 'Face2Face', 'FaceSwap')} <= groups
+    groups = pd.read_csv(pipeline['groups'])
+    assert list(groups.columns[:5]) == ['level', 'group', 'domain', 'dataset', 'method']
+    assert list(groups[groups.level == 'domain'].group) == ['both', 'shallow', 'deep']
+    assert set(groups[groups.level == 'dataset'].group) == set(test_rows.dataset) == set(m['by_dataset'])
+    assert {f'ffpp/{m}' for m in ('Deepfakes', 'Face2Face', 'FaceSwap')} <= set(groups[groups.level == 'method'].group)
 
 
 def test_shallowfake_benchmarks_flow_through_both_stages(tmp_path):
