@@ -21,14 +21,14 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 from tqdm.auto import tqdm
 
-from .core import ForgelocError, atomic_write, check_choice, check_positive, run_info, seed_everything
+from .core import ForgelocError, atomic_write, check_choice, check_positive, resolve, run_info, seed_everything
 from .metrics import image_auc, pixel_f1
 from .models.registry import build_model, call_with, get_recipe
 
 # %% auto #0
 __all__ = ['RESUME_FREE_KEYS', 'check_train_config', 'make_optimizer', 'make_scheduler', 'step_scheduler', 'recipe_datasets',
            'predict', 'train_one_epoch', 'save_checkpoint', 'read_checkpoint', 'config_diff', 'init_backbones',
-           'train_model', 'load_checkpoint', 'run_training', 'launch_training']
+           'init_from_checkpoint', 'train_model', 'load_checkpoint', 'run_training', 'launch_training']
 
 # %% ../nbs/50_train.ipynb #c005
 def check_train_config(cfg: dict) -> dict:
@@ -212,6 +212,31 @@ def init_backbones(model, recipe, path) -> dict:
                             f'of model {recipe.name!r} (expected keys like {example!r}, found e.g. {next(iter(clean), "?")!r})')
     return loaded
 
+# %% ../nbs/50_train.ipynb #c023b
+def init_from_checkpoint(model, recipe, path) -> dict:
+    "Fill `recipe.backbones` of `model` (the whole model if it lists none) from an engine checkpoint, by name and shape; returns a report."
+    p = resolve(path)
+    if not p.exists():
+        raise ForgelocError(f'`init_from` checkpoint {p} not found: train the run it comes from first (e.g. its train stage), '
+                            f'or set `init_from` to an existing best.pt')
+    ck = read_checkpoint(p)
+    sd, subs = ck['state_dict'], recipe.backbones or ('',)
+    loaded, kept = {}, []
+    for name in subs:
+        sub, pre = (model.get_submodule(name), f'{name}.') if name else (model, '')
+        own = sub.state_dict()
+        match = {k: sd[pre + k] for k in own if pre + k in sd and tuple(sd[pre + k].shape) == tuple(own[k].shape)}
+        sub.load_state_dict(match, strict=False)
+        loaded[name or 'model'] = len(match)
+        kept += [pre + k for k in own if k not in match]
+    if not any(loaded.values()):
+        raise ForgelocError(f"`init_from` checkpoint {p} (model {ck['cfg'].get('model')!r}) matches none of the parameters of "
+                            f"{', '.join(subs)} of model {recipe.name!r}")
+    inside = tuple(f'{n}.' for n in subs if n)
+    untouched = sorted({k.split('.')[0] for k in model.state_dict() if inside and not k.startswith(inside)})
+    return {'from': str(p), 'model': ck['cfg'].get('model'), 'epoch': ck.get('epoch'), 'loaded': loaded,
+            'kept_initial': kept, 'not_initialised': untouched}
+
 # %% ../nbs/50_train.ipynb #c025
 def _dist_info() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
@@ -228,6 +253,8 @@ def _train_loader(ds, cfg, seed, gen, rank, world) -> DataLoader:
     labels = np.asarray(ds.labels)
     k = int(cfg.get('real_oversample', 1))
     if world > 1:
+        if k > 1:       # oversampling under DDP: every real frame k times in the list the DistributedSampler shares out
+            ds = torch.utils.data.Subset(ds, np.concatenate([np.arange(len(ds)), np.repeat(np.flatnonzero(labels == 0), k - 1)]).tolist())
         sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
     elif k > 1:
         w = np.where(labels == 0, float(k), 1.0)
@@ -267,6 +294,13 @@ def train_model(cfg: dict, train_ds, val_ds, out_dir, device='cpu', progress: bo
         loaded = init_backbones(model, recipe, init)
         if rank == 0:
             print(f'train.init: loaded {loaded} tensors from {init}')
+    init_report = None
+    if cfg.get('init_from'):
+        init_report = init_from_checkpoint(model, recipe, cfg['init_from'])
+        if rank == 0:
+            print(f"init_from: loaded {init_report['loaded']} tensors from {init_report['from']} (model {init_report['model']!r}, "
+                  f"epoch {init_report['epoch']}); {len(init_report['kept_initial'])} tensors of those submodules kept their initial "
+                  f"values (name or shape differ); not initialised from it: {', '.join(init_report['not_initialised']) or 'nothing'}")
     channels_last = device.type == 'cuda'
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     criterion = call_with(recipe.loss, cfg, model=model).to(device)
@@ -319,7 +353,7 @@ def train_model(cfg: dict, train_ds, val_ds, out_dir, device='cpu', progress: bo
         if rank == 0:
             if improved:
                 save_checkpoint({'state_dict': model.state_dict(), 'cfg': cfg, 'epoch': epoch, 'val': row,
-                                 'run_info': run_info(**cfg)}, out_dir / 'best.pt')
+                                 'run_info': run_info(**cfg), 'init_from': init_report}, out_dir / 'best.pt')
             save_checkpoint({'state_dict': model.state_dict(), 'optimizer': opt.state_dict(),
                              'scheduler': sched.state_dict() if sched is not None else None, 'cfg': cfg, 'epoch': epoch,
                              'best': list(best), 'history': history, 'rng': _rng_state(gen), 'world_size': world}, last)

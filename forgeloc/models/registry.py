@@ -34,6 +34,7 @@ class Recipe:
     paper: str = ''
     label_fn: Callable | None = None
     gray_label: str | None = None
+    localizes: bool = True
     embed_layer: str | None = None
     feature_layers: tuple = ()
 
@@ -49,7 +50,8 @@ class Recipe:
 
 # %% ../../nbs/20_models.registry.ipynb #c007
 RECIPES: dict[str, Recipe] = {}
-MODEL_MODULES = ('forgeloc.models.fcn', 'forgeloc.models.upernet', 'forgeloc.models.mvss', 'forgeloc.models.fakelocator')
+MODEL_MODULES = ('forgeloc.models.fcn', 'forgeloc.models.upernet', 'forgeloc.models.mvss', 'forgeloc.models.fakelocator',
+                 'forgeloc.models.kong')
 
 def register(recipe: Recipe) -> Recipe:
     "Add `recipe` to `RECIPES` under its name (re-registering a name replaces it: notebooks re-run cells)."
@@ -79,7 +81,8 @@ def model_names() -> list[str]:
 # %% ../../nbs/20_models.registry.ipynb #c009
 ENGINE_DEFAULTS = dict(size=128, epochs=10, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999),
                        weight_decay=0.0, schedule='none', lr_decay=0.9, plateau_factor=0.1, plateau_patience=5,
-                       augment=True, real_oversample=1, monitor='val_auc', train_set='both')
+                       augment=True, real_oversample=1, monitor='val_auc', train_set='both',
+                       init_from='')
 
 def accepted_keys(fn) -> set:
     "Keyword names `fn` accepts."
