@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export FORGELOC_ROOT := $(CURDIR)
 RAW := $(shell awk '/^base:/{b=1;next} /^[^ #]/{b=0} b && $$1=="raw_dir:"{print $$2; exit}' params.yaml)
 
-.PHONY: install install-landmarks data repro test export readme benchmark benchmark-train
+.PHONY: install install-landmarks data repro test export readme benchmark benchmark-train table3
 
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ benchmark: install
 # training throughput of every model at its paper input size, engine vs a bare PyTorch loop (needs `make repro` data)
 benchmark-train: install
 	$(BIN)/python benchmarks/train_throughput.py
+
+# The S and D rows of the UPerNet paper's Table III: one DVC experiment per model of params.yaml reports.table3_models
+# and training set (dvc exp run --temp: the workspace keeps the default pipeline), collected into
+# metrics/experiments/table3.json; then the reports stage writes metrics/table3.md and metrics/cross_dataset.md.
+table3: install
+	$(BIN)/python -c "from forgeloc.reports import run_table3; run_table3()"
+	$(BIN)/dvc repro reports
 
 readme: install
 	$(BIN)/python -c "from forgeloc.pipeline import update_readme; print('README updated' if update_readme() else 'README unchanged')"

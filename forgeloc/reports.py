@@ -120,15 +120,17 @@ def collect_experiments(repo: str = '.', prefix: str = EXPERIMENT_PREFIX, **kw) 
 def run_table3(models=None, train_sets=('shallow', 'deep'), out='metrics/experiments/table3.json', params_file='params.yaml',
                collect_only: bool = False, runner=subprocess.run) -> dict:
     "Run Table III's experiments (`table3_commands`; models default to `params.yaml: reports.table3_models`), collect, write `out`."
+    import sys
     from forgeloc.core import load_params
+    dvc = [sys.executable, '-m', 'dvc']                                      # this environment's DVC, PATH or not
     if models is None:
         models = [m for m in str(load_params(params_file)['reports']['table3_models']).split(',') if m]
     if not collect_only:
         for cmd in table3_commands(models, train_sets):
             name = cmd[cmd.index('-n') + 1]
-            runner(['dvc', 'exp', 'remove', name], capture_output=True)      # re-running replaces an earlier one
+            runner(dvc + ['exp', 'remove', name], capture_output=True)      # re-running replaces an earlier one
             print('$', ' '.join(cmd), flush=True)
-            if runner(cmd).returncode != 0:
+            if runner(dvc + cmd[1:]).returncode != 0:
                 raise ForgelocError(f"experiment {name} failed: {' '.join(cmd)}")
     got = collect_experiments()
     got = {k: v for k, v in got.items() if v['model'] in models}
