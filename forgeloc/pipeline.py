@@ -14,18 +14,21 @@ import yaml
 from .core import ForgelocError, check_choice, load_params, resolve
 
 # %% auto #0
-__all__ = ['STAGES', 'FOREACH_STAGES', 'COMPARE_COLUMNS', 'GRAY_COLUMNS', 'DOMAIN_COLUMNS', 'TEST_DOMAINS', 'stage_notebook', 'format_overrides', 'parse_overrides',
+__all__ = ['STAGES', 'FOREACH_GROUPS', 'FOREACH_STAGES', 'NOTEBOOK_OF', 'COMPARE_COLUMNS', 'GRAY_COLUMNS', 'DOMAIN_COLUMNS', 'TEST_DOMAINS', 'stage_notebook', 'format_overrides', 'parse_overrides',
            'model_keys', 'dvc_stage_params', 'cli_value', 'run_stage', 'comparison', 'comparison_markdown', 'comparison_summary',
            'update_readme']
 
 # %% ../nbs/70_pipeline.ipynb #c005
-STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'compare', 'figures')
-FOREACH_STAGES = ('train', 'evaluate')   # one stage per model of params.yaml: train.models
+STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'train_after', 'evaluate_after', 'compare', 'figures')
+# foreach stages: one stage per model of that group of params.yaml: train (train.models, train.models_after)
+FOREACH_GROUPS = {'train': 'models', 'evaluate': 'models', 'train_after': 'models_after', 'evaluate_after': 'models_after'}
+FOREACH_STAGES = tuple(FOREACH_GROUPS)
+NOTEBOOK_OF = {'train_after': 'train', 'evaluate_after': 'evaluate'}   # stages that run another stage's notebook
 
 def stage_notebook(stage: str) -> Path:
     "The pipeline notebook of `stage`."
     check_choice('stage', stage, STAGES)
-    return resolve('nbs/pipeline') / f'{stage}.ipynb'
+    return resolve('nbs/pipeline') / f'{NOTEBOOK_OF.get(stage, stage)}.ipynb'
 
 # %% ../nbs/70_pipeline.ipynb #c008
 def _yaml_scalar(text: str):
@@ -67,24 +70,32 @@ def parse_overrides(text: str) -> dict:
     return out
 
 # %% ../nbs/70_pipeline.ipynb #c010
-def model_keys(params_file='params.yaml') -> list[str]:
-    "The models of `params.yaml: train.models`, in order."
-    models = load_params(params_file).get('train', {}).get('models') or {}
-    if not isinstance(models, dict) or not models:
-        raise ForgelocError(f'{params_file}: `train.models` must map each model name to its preset and overrides')
+def model_keys(params_file='params.yaml', group: str = 'models') -> list[str]:
+    "The models of `params.yaml: train.<group>` (`models`, which must not be empty, or `models_after`), in order."
+    check_choice('group', group, ['models', 'models_after'])
+    models = load_params(params_file).get('train', {}).get(group) or {}
+    if not isinstance(models, dict) or (group == 'models' and not models):
+        raise ForgelocError(f'{params_file}: `train.{group}` must map each model name to its preset and overrides')
+    if group == 'models_after':
+        for k, v in models.items():
+            if not (isinstance(v, dict) and v.get('init_from')):
+                raise ForgelocError(f'{params_file}: `train.models_after.{k}` needs `init_from` (the checkpoint it starts from)')
     return list(models)
 
 def dvc_stage_params(stage: str, key: str | None = None, dvc_file='dvc.yaml', params_file='params.yaml') -> dict:
     """The papermill parameters `dvc.yaml` passes to `stage` (`-p name value`, and `-y "name: value"` for booleans), with
-    `${...}` filled from params.yaml; for a foreach stage, those of model `key` (default: the first of `train.models`)."""
+    `${...}` filled from params.yaml; for a foreach stage, those of model `key` (default: the first of its group)."""
     check_choice('stage', stage, STAGES)
     spec = yaml.safe_load(resolve(dvc_file).read_text())['stages'][stage]
     params = load_params(params_file)
     item = None
     if 'foreach' in spec:
-        keys = model_keys(params_file)
-        key = keys[0] if key is None else check_choice(f'model of {params_file}: train.models', key, keys)
-        item, spec = params['train']['models'][key] or {}, spec['do']
+        group = FOREACH_GROUPS[stage]
+        keys = model_keys(params_file, group)
+        if not keys:
+            raise ForgelocError(f'{params_file}: `train.{group}` lists no model, so stage {stage} has none')
+        key = keys[0] if key is None else check_choice(f'model of {params_file}: train.{group}', key, keys)
+        item, spec = params['train'][group][key] or {}, spec['do']
     def fill(m):
         if m.group(1) == 'key': return key
         if m.group(1) == 'item': return format_overrides(item)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from forgeloc.pipeline import STAGES, dvc_stage_params
+from forgeloc.pipeline import STAGES, dvc_stage_params, stage_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / 'dvc.yaml').read_text())
@@ -21,6 +21,10 @@ def stage_spec(stage):
 def lookup(key):
     if key in ('key', 'item'):                                  # foreach variables
         return {'key': 'fcn', 'item': ''}[key]
+    if key.startswith('item.'):                                 # a field of a foreach item: of train.models_after's items
+        items = list((PARAMS['train'].get('models_after') or {}).values())
+        assert items and all(key[5:] in it for it in items), f'${{{key}}}: not every item of train.models_after has it'
+        return items[0][key[5:]]
     v = PARAMS
     for k in key.split('.'):
         assert isinstance(v, dict) and k in v, f'${{{key}}} used in dvc.yaml is missing from params.yaml'
@@ -59,6 +63,24 @@ def test_one_train_and_evaluate_stage_per_model():
         assert (item or {}).get('preset', 'cpu') in get_recipe(name).presets
 
 
+def test_models_after_start_from_a_trained_model():
+    "train_after/evaluate_after iterate over train.models_after; each depends on the checkpoint it starts from, made by train@<other>."
+    from forgeloc.models.registry import get_recipe
+    for stage in ('train_after', 'evaluate_after'):
+        assert DVC['stages'][stage]['foreach'] == '${train.models_after}'
+    assert 'train.models_after.${key}' in stage_spec('train_after')['params']
+    assert '${item.init_from}' in stage_spec('train_after')['deps']
+    same = lambda s: {k: v for k, v in stage_spec(s).items() if k not in ('params', 'deps')}
+    assert same('train_after') == same('train') and same('evaluate_after') == same('evaluate')   # the same commands and outputs
+    assert set(stage_spec('train')['deps']) <= set(stage_spec('train_after')['deps'])
+    after = PARAMS['train'].get('models_after') or {}
+    assert not set(after) & set(PARAMS['train']['models'])
+    for name, item in after.items():
+        assert item.get('preset', 'cpu') in get_recipe(name).presets
+        src = item['init_from']
+        assert any(src == f'models/{k}/best.pt' for k in PARAMS['train']['models']), f'{name}: {src} is no train@ output'
+
+
 def parameters_cell(nb_path):
     nb = json.loads(Path(nb_path).read_text())
     cells = [c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
@@ -70,17 +92,17 @@ def parameters_cell(nb_path):
 
 def test_parameters_cells_match_what_dvc_passes():
     for stage in STAGES:
-        nb = ROOT / 'nbs' / 'pipeline' / f'{stage}.ipynb'
+        nb = stage_notebook(stage)
         names = parameters_cell(nb)
         passed = dvc_stage_params(stage)
         assert set(names) == set(passed), f'{nb.name}: notebook {sorted(set(names) - set(passed))} vs dvc.yaml {sorted(set(passed) - set(names))}'
-        assert f'nbs/pipeline/{stage}.ipynb' in stage_spec(stage)['deps']
+        assert f'nbs/pipeline/{nb.name}' in stage_spec(stage)['deps']
 
 
 def test_parameter_types_survive_papermill():
     "papermill passes -p values through YAML: each must keep its notebook default's type."
     for stage in STAGES:
-        names = parameters_cell(ROOT / 'nbs' / 'pipeline' / f'{stage}.ipynb')
+        names = parameters_cell(stage_notebook(stage))
         for k, v in dvc_stage_params(stage).items():
             assert isinstance(v, type(names[k])) or (isinstance(names[k], float) and isinstance(v, int)), (stage, k, v)
 
@@ -92,4 +114,4 @@ def test_each_stage_reads_only_its_own_and_upstream_groups():
         used = {k.split('.')[0] for k in re.findall(r'\$\{([^}]+)\}', yaml.safe_dump(DVC['stages'][stage]))} - {'key', 'item'}
         assert all(order[g] <= i for g in used), f'stage {stage} reads a later group: {sorted(used)}'
     train_users = {s for s in STAGES if '${train.' in yaml.safe_dump(DVC['stages'][s])}
-    assert train_users == {'train', 'evaluate'}
+    assert train_users == {'train', 'evaluate', 'train_after', 'evaluate_after'}

@@ -31,10 +31,13 @@ def test_dvc_exp_run_trains_every_model(tmp_path):
     build_sample_dataset(repo / 'data' / 'raw', seed=3, n_real_videos=6, n_frames=8, video_size=128, n_images=10,
                          image_size=64, progress=False)
     sh(['dvc', 'commit', '-q', '-f', 'data.dvc'], repo)
-    models = list(yaml.safe_load((repo / 'params.yaml').read_text())['train']['models'])
+    train = yaml.safe_load((repo / 'params.yaml').read_text())['train']
+    groups = {g: list(train.get(g) or {}) for g in ('models', 'models_after')}     # models_after: kong's step 2
+    models = groups['models'] + groups['models_after']
     sets = ['-S', 'extract_frames.frames_per_real=2', '-S', 'extract_frames.frames_per_fake=1', '-S', 'evaluate.n_examples=2']
-    for m in models:
-        sets += ['-S', f'++train.models.{m}.epochs=1', '-S', f'++train.models.{m}.size=64', '-S', f'++train.models.{m}.batch_size=8']
+    for g, ms in groups.items():
+        for m in ms:
+            sets += ['-S', f'++train.{g}.{m}.epochs=1', '-S', f'++train.{g}.{m}.size=64', '-S', f'++train.{g}.{m}.batch_size=8']
     sh(['dvc', 'exp', 'run', '-q', *sets], repo, timeout=1800)
     compare = json.loads((repo / 'metrics' / 'compare.json').read_text())
     assert set(compare) == set(models)
