@@ -263,11 +263,13 @@ def _row(item, kind, frame, score, prob, threshold, box, n_frames, map_rel, over
     b = box if box is not None else ('', '', '', '')
     return {'input': str(item['path']), 'name': item['name'], 'kind': kind, 'frame': frame, 'score': round(float(score), 6),
             'decision': 'manipulated' if score >= threshold else 'authentic',
-            'manipulated_fraction': round(float((prob >= threshold).mean()), 6), 'x0': b[0], 'y0': b[1], 'x1': b[2], 'y1': b[3],
-            'n_frames': n_frames, 'map': map_rel, 'overlay': overlay_rel}
+            'manipulated_fraction': round(float((prob >= threshold).mean()), 6) if map_rel else '',
+            'x0': b[0], 'y0': b[1], 'x1': b[2], 'y1': b[3], 'n_frames': n_frames, 'map': map_rel, 'overlay': overlay_rel}
 
-def _save(out, name, frame_img, res, threshold):
-    "Map and overlay PNGs of one analysed frame under `out`; their paths relative to `out`."
+def _save(out, name, frame_img, res, threshold, localizes: bool = True):
+    "Map and overlay PNGs of one analysed frame under `out`; their paths relative to `out` ('' for a model that does not localize)."
+    if not localizes:
+        return '', ''
     rel = Path(name + '.png')
     save_png(out / 'maps' / rel, map_png(res['map']))
     save_png(out / 'overlays' / rel, overlay_map(frame_img, res['map'], threshold, box=res['box']))
@@ -300,6 +302,7 @@ def run(args) -> dict:
     device = pick_device(args.device)
     net, recipe, cfg, ck_path = load_model(args.checkpoint, device)
     size, thr, out = int(cfg['size']), float(args.threshold), Path(args.out)
+    localizes = getattr(recipe, 'localizes', True)      # a detection-only model's map is all zeros: not written
     detector = FaceDetector() if args.faces is not False else None
     rows, skipped = [], []
     kw = dict(net=net, recipe=recipe, size=size, detector=detector, box_scale=args.box_scale, stage_size=args.stage_size,
@@ -314,7 +317,7 @@ def run(args) -> dict:
                 res, skip = analyse_frames(content, faces=faces, **kw)
                 if skip:
                     skipped.append({'input': str(item['path']), 'frame': '', 'reason': skip[0]}); continue
-                m, o = _save(out, item['name'], content[0], res[0], thr)
+                m, o = _save(out, item['name'], content[0], res[0], thr, localizes)
                 rows.append(_row(item, 'image', '', res[0]['score'], res[0]['map'], thr, res[0]['box'], 1, m, o))
                 continue
             faces = args.faces is not False
@@ -330,15 +333,18 @@ def run(args) -> dict:
                 continue
             sheet = []
             for i, r in tqdm(res.items(), desc='  write', leave=False, disable=args.quiet):
-                m, o = _save(out, f"{item['name']}/frame_{i:06d}", frames[i], r, thr)
+                m, o = _save(out, f"{item['name']}/frame_{i:06d}", frames[i], r, thr, localizes)
                 rows.append(_row(item, 'frame', i, r['score'], r['map'], thr, r['box'], 1, m, o))
-                sheet.append(overlay_map(frames[i], r['map'], thr, box=r['box']))
+                if localizes:
+                    sheet.append(overlay_map(frames[i], r['map'], thr, box=r['box']))
             mean_map = np.mean([r['map'] for r in res.values()], axis=0)
             vscore = float(np.mean([r['score'] for r in res.values()]))
-            save_png(out / 'maps' / item['name'] / 'video.png', map_png(mean_map))
-            save_png(out / 'overlays' / item['name'] / 'video.png', contact_sheet(sheet))
-            rows.append(_row(item, 'video', '', vscore, mean_map, thr, None, len(res),
-                             f"maps/{item['name']}/video.png", f"overlays/{item['name']}/video.png"))
+            m = o = ''
+            if localizes:
+                m, o = f"maps/{item['name']}/video.png", f"overlays/{item['name']}/video.png"
+                save_png(out / m, map_png(mean_map))
+                save_png(out / o, contact_sheet(sheet))
+            rows.append(_row(item, 'video', '', vscore, mean_map, thr, None, len(res), m, o))
         except Exception as e:        # one bad file never stops the others: recorded with its reason
             msg = str(e).strip().splitlines()[0] if str(e).strip() else ''
             reason = msg if isinstance(e, ForgelocError) else f'{type(e).__name__}: {msg}'
@@ -349,6 +355,7 @@ def run(args) -> dict:
     with atomic_write(out / 'skipped.csv') as f:
         pd.DataFrame(skipped, columns=['input', 'frame', 'reason']).to_csv(f, index=False)
     summary = {'checkpoint': str(ck_path), 'model': recipe.name, 'preset': cfg.get('preset'), 'size': size, 'threshold': thr,
+               'localizes': localizes,
                'device': str(device), 'faces': {None: 'videos', True: 'all', False: 'none'}[args.faces],
                'box_scale': args.box_scale, 'stage_size': args.stage_size,
                'video_sampling': f'every {args.every}' if args.every else f'{args.frames or 10} evenly spaced',
@@ -374,6 +381,7 @@ def main(argv=None) -> int:
         return 130
     done = s['n_images'] + s['n_videos']
     print(f"forgeloc: {s['n_images']} image(s) and {s['n_videos']} video(s) ({s['n_frames']} frames) analysed with "
-          f"{s['model']}, {s['n_skipped']} skipped; scores in {Path(args.out) / 'scores.csv'}"
+          f"{s['model']}{'' if s['localizes'] else ' (a detection-only model: scores, no maps)'}, {s['n_skipped']} skipped; "
+          f"scores in {Path(args.out) / 'scores.csv'}"
           + (f", reasons in {Path(args.out) / 'skipped.csv'}" if s['n_skipped'] else ''), file=sys.stderr)
     return 0 if done else 1

@@ -53,15 +53,21 @@ def find_checkpoints(models_dir='models') -> dict:
 
 # %% ../nbs/91_explorer.ipynb #c009
 def sample_metrics(label: int, score: float, mask, prob, threshold: float = 0.5, gray=None) -> dict:
-    "The numbers of one sample: score, decision and correctness at `threshold`, mask and marked fractions, pixel F1, IoU; COSS/PSNR/SSIM against `gray`."
-    mask, prob = np.asarray(mask, np.float32), np.asarray(prob, np.float32)
+    """The numbers of one sample: score, decision and correctness at `threshold`, mask and marked fractions, pixel F1
+    (MVSS-Net's: n/a on an empty mask; Zhang et al.'s: empty-on-empty = 1), IoU; COSS/PSNR/SSIM against `gray`.
+    `prob` None (a model that does not localize): every map number is NaN."""
+    mask = np.asarray(mask, np.float32)
     r = {'label': 'manipulated' if int(label) else 'authentic', 'score': float(score),
          'decision': 'manipulated' if score >= threshold else 'authentic',
-         'correct': bool((score >= threshold) == bool(int(label))),
-         'mask_fraction': float((mask > 0.5).mean()), 'marked_fraction': float((prob >= threshold).mean())}
+         'correct': bool((score >= threshold) == bool(int(label))), 'mask_fraction': float((mask > 0.5).mean())}
+    if prob is None:
+        return {**r, **{k: float('nan') for k in ('marked_fraction', 'pixel_f1', 'pixel_f1_all', 'iou')}}
+    prob = np.asarray(prob, np.float32)
+    r['marked_fraction'] = float((prob >= threshold).mean())
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         r['pixel_f1'] = pixel_f1(mask[None], prob[None], threshold)
+        r['pixel_f1_all'] = pixel_f1(mask[None], prob[None], threshold, average='all')
         r['iou'] = pixel_iou(mask[None], prob[None], threshold)
     if gray is not None:
         gray = np.asarray(gray, np.float32)
@@ -71,8 +77,9 @@ def sample_metrics(label: int, score: float, mask, prob, threshold: float = 0.5,
 def _to_uint8(x) -> np.ndarray:
     return (np.nan_to_num(np.asarray(x, np.float32)).clip(0, 1) * 255).round().astype(np.uint8)
 
-def sample_panel(ds, pred: dict, i: int, threshold: float = 0.5) -> dict:
-    "Images (image, mask, map, overlay, gray or None; uint8), metrics and the manifest row of sample `i` of `ds` under `pred`."
+def sample_panel(ds, pred: dict, i: int, threshold: float = 0.5, localizes: bool = True) -> dict:
+    """Images (image, mask, map, overlay, gray or None; uint8), metrics and the manifest row of sample `i` of `ds` under `pred`;
+    `localizes` False (a detection-only model, whose map is all zeros): no map, no overlay, map numbers NaN."""
     if not 0 <= i < len(ds):
         raise ForgelocError(f'sample {i} out of range: the dataset has {len(ds)} samples')
     item = ds[i]
@@ -81,7 +88,10 @@ def sample_panel(ds, pred: dict, i: int, threshold: float = 0.5) -> dict:
     prob, mask = np.asarray(pred['maps'][i], np.float32), np.asarray(pred['masks'][i], np.float32)
     gray = np.asarray(pred['gray'][i], np.float32) if 'gray' in pred else None
     row = ds.rows.iloc[i].to_dict() if hasattr(ds, 'rows') else {}
-    return {'image': img, 'mask': _to_uint8(mask), 'map': colorize(prob), 'overlay': overlay_map(img, prob, threshold),
+    if not localizes:
+        prob = gray = None
+    return {'image': img, 'mask': _to_uint8(mask), 'map': None if prob is None else colorize(prob),
+            'overlay': None if prob is None else overlay_map(img, prob, threshold),
             'gray': None if gray is None else _to_uint8(gray), 'prob': prob,
             'metrics': sample_metrics(pred['labels'][i], pred['scores'][i], mask, prob, threshold, gray), 'row': row}
 
@@ -211,7 +221,8 @@ class Explorer:
         if self._hold or self.ds is None or not self.indices:
             return
         i = self.indices[self.w_sample.value]
-        self.panel = p = sample_panel(self.ds, self.pred, i, self.w_threshold.value)
+        localizes = getattr(self.load_model(self.w_model.value)[1], 'localizes', True)
+        self.panel = p = sample_panel(self.ds, self.pred, i, self.w_threshold.value, localizes)
         for k in PANELS:
             if p[k] is None:
                 self.w_boxes[k].layout.display = 'none'
@@ -224,6 +235,7 @@ class Explorer:
                              f"of {len(self.indices)}; model <b>{html.escape(self.w_model.value)}</b>")
         self.w_metrics.value = ('<table style="border-collapse:collapse">' + ''.join(
             f'<tr><td style="padding:0 12px 0 0">{html.escape(k)}</td><td><b>{_fmt(v)}</b></td></tr>' for k, v in m.items())
-            + '</table><div style="max-width:260px;line-height:1.2"><small>pixel F1 / IoU: n/a on an authentic image (empty '
-              'mask; the split\'s pixel F1 averages over manipulated images). marked_fraction: share of pixels with map ≥ '
-              'threshold.</small></div>')
+            + '</table><div style="max-width:260px;line-height:1.2"><small>pixel_f1, iou: over manipulated images (MVSS-Net), '
+              'n/a on an empty mask; pixel_f1_all: Zhang et al., empty-on-empty = 1. marked_fraction: share of pixels with map ≥ '
+              'threshold. At the model\'s input size.' + ('' if localizes else ' This model does not localize: scores only.')
+            + '</small></div>')

@@ -125,3 +125,23 @@ def test_console_script_is_installed(setup, tmp_path):
     r = subprocess.run([str(exe), '-c', str(tmp_path / 'none.pt'), str(d / 'in' / 'pics')], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().count('\n') == 0 and 'Traceback' not in r.stderr
     assert 'none.pt not found' in r.stderr
+
+
+def test_a_detection_only_model_writes_scores_not_maps(setup, capsys, tmp_path):
+    "A recipe with localizes=False (its map is all zeros): scores are written, maps, overlays and marked fractions are not."
+    from forgeloc.models.registry import RECIPES, Recipe, get_recipe, register
+    d, _ = setup
+    fcn = get_recipe('fcn')
+    register(Recipe('detect_only_test', build=fcn.build, loss=fcn.loss, presets=fcn.presets, localizes=False,
+                    outputs=lambda m, o, size: (o['cls'].softmax(1)[:, 1], o['cls'].new_zeros((len(o['cls']), *size)))))
+    try:
+        cfg = resolve_config('detect_only_test', 'cpu', {'size': 64})
+        ck = save_checkpoint({'state_dict': build_model(cfg).state_dict(), 'cfg': cfg, 'epoch': 0}, tmp_path / 'det.pt')
+        code, err = run(['-c', ck, d / 'in' / 'pics' / 'face.jpg', d / 'in' / 'clip.mp4', '--frames', '2', '-o', tmp_path / 'o'], capsys)
+    finally:
+        RECIPES.pop('detect_only_test')
+    t = pd.read_csv(tmp_path / 'o' / 'scores.csv', keep_default_na=False)
+    assert code == 0 and 'detection-only' in err and len(t) == 4
+    assert set(t['map']) == set(t['overlay']) == set(t['manipulated_fraction']) == {''}
+    assert not (tmp_path / 'o' / 'maps').exists()
+    assert json.loads((tmp_path / 'o' / 'scores.json').read_text())['localizes'] is False

@@ -74,3 +74,14 @@ def test_bad_input(ws, ex):
         Explorer(ws['checkpoints'], ws['frames_dir'], ws['frames_dir'] / 'nowhere')
     with pytest.raises(ForgelocError, match='out of range'):
         sample_panel(ex.ds, ex.pred, len(ex.ds))
+
+
+def test_detection_only_panel_and_zhang_pixel_f1(ex):
+    "No map panel for a model that does not localize; Zhang et al.'s empty-on-empty pixel F1 on authentic frames."
+    p = sample_panel(ex.ds, ex.pred, 0, localizes=False)
+    assert p['map'] is None and p['overlay'] is None and np.isnan(p['metrics']['marked_fraction'])
+    ex.w_group.value = 'ffpp/original'
+    ex.w_threshold.value = 1.0                                          # nothing marked: empty on empty
+    assert ex.panel['metrics']['pixel_f1_all'] == 1.0 and np.isnan(ex.panel['metrics']['pixel_f1'])
+    ex.w_threshold.value = 0.0                                          # everything marked on an empty mask
+    assert ex.panel['metrics']['pixel_f1_all'] == 0.0
