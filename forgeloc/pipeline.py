@@ -14,12 +14,13 @@ import yaml
 from .core import ForgelocError, check_choice, load_params, resolve
 
 # %% auto #0
-__all__ = ['STAGES', 'FOREACH_GROUPS', 'FOREACH_STAGES', 'NOTEBOOK_OF', 'COMPARE_COLUMNS', 'GRAY_COLUMNS', 'DOMAIN_COLUMNS', 'TEST_DOMAINS', 'stage_notebook', 'format_overrides', 'parse_overrides',
-           'model_keys', 'dvc_stage_params', 'cli_value', 'run_stage', 'comparison', 'comparison_markdown', 'comparison_summary',
-           'update_readme']
+__all__ = ['STAGES', 'FOREACH_GROUPS', 'FOREACH_STAGES', 'NOTEBOOK_OF', 'COMPARE_COLUMNS', 'GRAY_COLUMNS', 'DOMAIN_COLUMNS',
+           'TEST_DOMAINS', 'README_BLOCKS', 'SEED_COLUMNS', 'stage_notebook', 'format_overrides', 'parse_overrides',
+           'model_keys', 'dvc_stage_params', 'cli_value', 'run_stage', 'comparison', 'comparison_markdown',
+           'comparison_summary', 'update_readme', 'seed_runs', 'seeds_markdown']
 
 # %% ../nbs/70_pipeline.ipynb #c005
-STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'train_after', 'evaluate_after', 'compare', 'figures')
+STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'train_after', 'evaluate_after', 'compare', 'figures', 'reports')
 # foreach stages: one stage per model of that group of params.yaml: train (train.models, train.models_after)
 FOREACH_GROUPS = {'train': 'models', 'evaluate': 'models', 'train_after': 'models_after', 'evaluate_after': 'models_after'}
 FOREACH_STAGES = tuple(FOREACH_GROUPS)
@@ -211,16 +212,26 @@ def comparison_summary(rows: list[dict]) -> dict:
         s.update({f'{d}_auc': v.get('image_auc') for d, v in (r.get('by_dataset') or r.get('datasets') or {}).items()})
         s.update({f'{d}_{k}': (r.get(d) or {}).get(k) for d in TEST_DOMAINS for k in DOMAIN_COLUMNS})
         out[r['model']] = s
+    if any(r.get('seeds') for r in rows):                     # mean and sd over seeds (`seeds_markdown`)
+        from forgeloc.reports import seed_summary
+        summ = seed_summary(seed_runs(rows), SEED_COLUMNS).set_index('model')
+        for m, row in summ.iterrows():
+            out[m]['n_seeds'] = len(row['seeds'].split(','))
+            for k in SEED_COLUMNS:
+                out[m][f'{k}_mean'] = None if row[f'{k}_mean'] != row[f'{k}_mean'] else round(float(row[f'{k}_mean']), 4)
+                out[m][f'{k}_sd'] = None if row[f'{k}_sd'] != row[f'{k}_sd'] else round(float(row[f'{k}_sd']), 4)
     return out
 
-def update_readme(readme='README.md', table='metrics/compare.md') -> bool:
-    "Replace the block between the results markers of `readme` with the Markdown in `table`; True if it changed."
+README_BLOCKS = {'results': 'metrics/compare.md', 'table3': 'metrics/table3.md', 'cross': 'metrics/cross_dataset.md'}
+
+def update_readme(readme='README.md', table='metrics/compare.md', marker: str = 'results') -> bool:
+    "Replace the block between the `marker` markers of `readme` with the Markdown in `table`; True if it changed."
     from forgeloc.core import atomic_write
     p, t = resolve(readme), resolve(table)
     if not t.exists():
-        raise ForgelocError(f'{t} not found: run the compare stage (dvc repro) first')
+        raise ForgelocError(f'{t} not found: run the pipeline (dvc repro) first')
     text = p.read_text()
-    start, end = '<!-- results:start -->', '<!-- results:end -->'
+    start, end = f'<!-- {marker}:start -->', f'<!-- {marker}:end -->'
     if start not in text or end not in text:
         raise ForgelocError(f'{p} has no {start} ... {end} block')
     head, rest = text.split(start, 1)
@@ -229,3 +240,27 @@ def update_readme(readme='README.md', table='metrics/compare.md') -> bool:
         with atomic_write(p) as f:
             f.write(new)
     return new != text
+
+# %% ../nbs/70_pipeline.ipynb #s002
+SEED_COLUMNS = ('image_auc', 'image_f1_mvss', 'pixel_f1_all', 'combined_f1', 'video_auc')
+
+def seed_runs(rows: list[dict]):
+    "One row per (model, seed) from each evaluation's `seeds` (a result without `seeds` is one run), the `SEED_COLUMNS` as columns."
+    import pandas as pd
+    out = []
+    for r in rows:
+        for s, v in (r.get('seeds') or {str(r.get('seed', '')): r}).items():
+            out.append({'model': r['model'], 'seed': s, **{k: v.get(k) for k in SEED_COLUMNS}})
+    return pd.DataFrame(out)
+
+def seeds_markdown(rows: list[dict]) -> str:
+    "Mean ± sd over each model's seeds of the `SEED_COLUMNS`, the columns' conventions in a legend."
+    from forgeloc.reports import seed_summary
+    summ = seed_summary(seed_runs(rows), SEED_COLUMNS)
+    head = ['model', 'runs (seeds)'] + [_label(c) for c in SEED_COLUMNS]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for r in summ.to_dict('records'):
+        lines.append('| ' + ' | '.join([f"`{r['model']}`", f"{len(r['seeds'].split(','))} ({r['seeds']})"] +
+                                       [r[c] for c in SEED_COLUMNS]) + ' |')
+    return ('Mean ± sd over seeds (sample sd), whole test split, threshold as below:\n\n' + '\n'.join(lines) +
+            f"\n\nColumns: {_legend(SEED_COLUMNS)}.\n")

@@ -1,4 +1,4 @@
-"`dvc exp run -S ...` in a clone of the repository trains and evaluates every model of params.yaml at tiny sizes."
+"`dvc exp run -S ...` in a clone of the repository trains and evaluates every model of params.yaml at tiny sizes, with two seeds."
 import json
 import os
 import shutil
@@ -34,7 +34,8 @@ def test_dvc_exp_run_trains_every_model(tmp_path):
     train = yaml.safe_load((repo / 'params.yaml').read_text())['train']
     groups = {g: list(train.get(g) or {}) for g in ('models', 'models_after')}     # models_after: kong's step 2
     models = groups['models'] + groups['models_after']
-    sets = ['-S', 'extract_frames.frames_per_real=2', '-S', 'extract_frames.frames_per_fake=1', '-S', 'evaluate.n_examples=2']
+    sets = ['-S', 'extract_frames.frames_per_real=2', '-S', 'extract_frames.frames_per_fake=1', '-S', 'evaluate.n_examples=2',
+            '-S', 'train.extra_seeds=2027']                                  # one extra seed: the seeds path, at half the cost
     for g, ms in groups.items():
         for m in ms:
             sets += ['-S', f'++train.{g}.{m}.epochs=1', '-S', f'++train.{g}.{m}.size=64', '-S', f'++train.{g}.{m}.batch_size=8']
@@ -44,5 +45,7 @@ def test_dvc_exp_run_trains_every_model(tmp_path):
     for m in models:
         assert 0 <= compare[m]['image_auc'] <= 1 and compare[m]['checkpoint_epoch'] == 1
         assert (repo / 'models' / m / 'best.pt').exists() and (repo / 'figures' / 'predictions' / f'{m}.png').exists()
+        assert (repo / 'models' / m / 'seeds' / '2027' / 'best.pt').exists() and compare[m]['n_seeds'] == 2
+    assert 'not run' in (repo / 'metrics' / 'table3.md').read_text()      # no Table III experiments in the clone: marked, not 0
     shown = json.loads(sh(['dvc', 'exp', 'show', '--json'], repo))
     assert 'metrics/compare.json' in json.dumps(shown)
