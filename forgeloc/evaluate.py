@@ -17,8 +17,8 @@ from .metrics import (METRICS, PIXEL_THRESHOLDS, gray_map_report, localization_r
 from .train import predict
 
 # %% auto #0
-__all__ = ['RESOLUTIONS', 'GROUP_COLUMNS', 'original_sizes', 'to_size', 'scoring_maps', 'evaluate_model', 'pick_examples',
-           'plot_predictions']
+__all__ = ['RESOLUTIONS', 'GROUP_COLUMNS', 'original_sizes', 'to_size', 'scoring_maps', 'evaluate_model', 'round_robin',
+           'pick_examples', 'plot_predictions']
 
 # %% ../nbs/60_evaluate.ipynb #e001
 RESOLUTIONS = ('original', 'input')   # where pixel metrics are computed: each item's original size, or the model's input size
@@ -121,16 +121,20 @@ def evaluate_model(model, ds, recipe=None, device='cpu', threshold: float = 0.5,
             'roc': roc_points(labels, scores), 'pr': pr_points(labels, scores), 'pred': p}
 
 # %% ../nbs/60_evaluate.ipynb #c007
-def pick_examples(rows: pd.DataFrame, n: int, seed: int = 0) -> list[int]:
-    "Up to `n` row indices covering each (dataset, method) in turn, authentic ones included."
-    rng = np.random.default_rng(seed)
-    pools = [rng.permutation(g.index.to_numpy()).tolist() for _, g in rows.groupby(['dataset', 'method'])] if 'method' in rows else [rng.permutation(len(rows)).tolist()]
+def round_robin(pools: list[list], n: int) -> list:
+    "Up to `n` items taken from the end of each pool in turn (the pools are consumed): every group is shown before any twice."
     out = []
     while len(out) < n and any(pools):
         for pool in pools:
             if pool and len(out) < n:
                 out.append(pool.pop())
     return out
+
+def pick_examples(rows: pd.DataFrame, n: int, seed: int = 0) -> list[int]:
+    "Up to `n` row indices covering each (dataset, method) in turn, authentic ones included."
+    rng = np.random.default_rng(seed)
+    pools = [rng.permutation(g.index.to_numpy()).tolist() for _, g in rows.groupby(['dataset', 'method'])] if 'method' in rows else [rng.permutation(len(rows)).tolist()]
+    return round_robin(pools, n)
 
 # %% ../nbs/60_evaluate.ipynb #c008
 def plot_predictions(ds, pred: dict, idx, threshold: float = 0.5):

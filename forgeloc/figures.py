@@ -20,6 +20,7 @@ import torch.nn as nn
 from .core import ForgelocError, atomic_path, check_positive, parse_list, resolve
 from .data.labels import noise_residual, noise_sigma_for, read_label
 from .models.registry import get_recipe
+from .evaluate import round_robin
 from .train import load_checkpoint, predict, recipe_datasets
 
 # %% auto #0
@@ -464,12 +465,7 @@ def pick_items(rows: pd.DataFrame, n: int, seed: int = 0) -> list[str]:
     rows = rows.drop_duplicates('item').reset_index(drop=True)
     groups = group_of(rows)
     pools = [rng.permutation(rows.item[groups == g].to_numpy()).tolist() for g in group_order(rows)]
-    out = []
-    while len(out) < n and any(pools):
-        for pool in pools:
-            if pool and len(out) < n:
-                out.append(pool.pop())
-    return out
+    return round_robin(pools, n)
 
 def plot_grid(items, datasets: dict, preds: dict, title: str = 'Input, ground truth and predicted maps (after Zhang et al. Fig. 4, FakeLocator Fig. 1)'):
     "Rows = `items`; columns: input, ground-truth mask, then each model's map ({model: ds}, {model: predict output}) with the GT outline."
