@@ -63,11 +63,14 @@ def parse_list(name: str, value, choices=None) -> list:
 
 # %% ../nbs/00_core.ipynb #c014
 def repo_root() -> Path:
-    "The repository root: `$FORGELOC_ROOT`, else the first parent of the package or cwd that holds `settings.ini`."
+    """The repository root: `$FORGELOC_ROOT`, else the first parent of the working directory, else of the package, that
+    holds `settings.ini` and `nbs/`. The working directory comes first: a copy of the repository that runs with the package
+    installed from another checkout (a `dvc exp run --temp` or `--queue` workspace, a clone in a test) must read and write
+    its own files, not the other checkout's."""
     if os.environ.get('FORGELOC_ROOT'):
         return Path(os.environ['FORGELOC_ROOT']).resolve()
     here = globals().get('__file__')  # unset when this runs inside a notebook
-    starts = ([Path(here).resolve().parent] if here else []) + [Path.cwd().resolve()]
+    starts = [Path.cwd().resolve()] + ([Path(here).resolve().parent] if here else [])
     for start in starts:
         for d in (start, *start.parents):
             if (d / 'settings.ini').exists() and (d / 'nbs').is_dir():
