@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 from pathlib import Path
 
@@ -123,14 +124,17 @@ def run_table3(models=None, train_sets=('shallow', 'deep'), out='metrics/experim
     import sys
     from forgeloc.core import load_params
     dvc = [sys.executable, '-m', 'dvc']                                      # this environment's DVC, PATH or not
+    # each experiment runs in its own copy of the repository (--temp): FORGELOC_ROOT (which the Makefile exports) would
+    # point its stages at this workspace instead, so the experiment gets an environment without it
+    env = {k: v for k, v in os.environ.items() if k != 'FORGELOC_ROOT'}
     if models is None:
         models = [m for m in str(load_params(params_file)['reports']['table3_models']).split(',') if m]
     if not collect_only:
         for cmd in table3_commands(models, train_sets):
             name = cmd[cmd.index('-n') + 1]
-            runner(dvc + ['exp', 'remove', name], capture_output=True)      # re-running replaces an earlier one
+            runner(dvc + ['exp', 'remove', name], capture_output=True, env=env)   # re-running replaces an earlier one
             print('$', ' '.join(cmd), flush=True)
-            if runner(dvc + cmd[1:]).returncode != 0:
+            if runner(dvc + cmd[1:], env=env).returncode != 0:
                 raise ForgelocError(f"experiment {name} failed: {' '.join(cmd)}")
     got = collect_experiments()
     got = {k: v for k, v in got.items() if v['model'] in models}
