@@ -18,7 +18,8 @@ from .core import ForgelocError, atomic_write, resolve
 
 # %% auto #0
 __all__ = ['TRAIN_SETS', 'EXPERIMENT_PREFIX', 'mean_sd', 'seed_summary', 'parse_seeds', 'experiment_name', 'table3_commands',
-           'parse_experiments', 'collect_experiments', 'run_table3', 'table3', 'table3_markdown', 'cross_dataset']
+           'parse_experiments', 'git_read', 'collect_experiments', 'run_table3', 'table3', 'table3_markdown',
+           'cross_dataset']
 
 # %% ../nbs/71_reports.ipynb #c005
 def _finite(values) -> list[float]:
@@ -97,8 +98,11 @@ def _unflatten(flat: dict) -> dict:
             d[parts[-1]] = v
     return out
 
-def parse_experiments(rows: list[dict], metrics_file: str = 'metrics/evaluate/{model}.json', prefix: str = EXPERIMENT_PREFIX) -> dict:
-    "{experiment name: {'model', 'train_set', 'rev', 'metrics'}} from `dvc.api.exp_show` rows, for experiments named `prefix<model>-<set>`."
+def parse_experiments(rows: list[dict], metrics_file: str = 'metrics/evaluate/{model}.json', prefix: str = EXPERIMENT_PREFIX,
+                      read=None) -> dict:
+    """{experiment name: {'model', 'train_set', 'rev', 'metrics'}} from `dvc.api.exp_show` rows, for experiments named
+    `prefix<model>-<set>`. A metrics file DVC does not list as metrics (the evaluation writes a git-tracked output) is
+    read from the experiment's commit with `read(rev, path)` (text or None)."""
     out = {}
     for r in rows:
         name = r.get('Experiment') or ''
@@ -109,13 +113,22 @@ def parse_experiments(rows: list[dict], metrics_file: str = 'metrics/evaluate/{m
             continue
         head = metrics_file.format(model=model) + ':'
         flat = {k[len(head):]: v for k, v in r.items() if k.startswith(head)}
-        out[name] = {'model': model, 'train_set': train_set, 'rev': r.get('rev'), 'metrics': _unflatten(flat)}
+        metrics = _unflatten(flat)
+        if not metrics and read is not None:
+            text = read(r.get('rev'), metrics_file.format(model=model))
+            metrics = json.loads(text) if text else {}
+        out[name] = {'model': model, 'train_set': train_set, 'rev': r.get('rev'), 'metrics': metrics}
     return out
 
+def git_read(rev: str, path: str, repo: str = '.') -> str | None:
+    "The text of `path` in commit `rev` (an experiment's commit), or None if it has none."
+    r = subprocess.run(['git', 'show', f'{rev}:{path}'], cwd=resolve(repo), capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 else None
+
 def collect_experiments(repo: str = '.', prefix: str = EXPERIMENT_PREFIX, **kw) -> dict:
-    "`parse_experiments` of this repository's DVC experiments."
+    "`parse_experiments` of this repository's DVC experiments (files DVC does not list read from each experiment's commit)."
     import dvc.api
-    return parse_experiments(dvc.api.exp_show(repo=repo), prefix=prefix, **kw)
+    return parse_experiments(dvc.api.exp_show(repo=str(resolve(repo))), prefix=prefix, read=lambda rev, p: git_read(rev, p, repo), **kw)
 
 # %% ../nbs/71_reports.ipynb #c111
 def run_table3(models=None, train_sets=('shallow', 'deep'), out='metrics/experiments/table3.json', params_file='params.yaml',
