@@ -96,13 +96,13 @@ def test_two_process_ddp_with_gloo(data, tmp_path):
 
 
 def test_missing_label_kind_names_build_masks_labels(data, tmp_path):
-    r = get_recipe('fcn')
-    register(Recipe('needs_noise', r.build, r.loss, r.outputs, labels=('binary', 'noise'), presets=r.presets))
+    r = get_recipe('fcn')      # hull: a kind the fixture never builds (it needs landmarks); noise is built by default now
+    register(Recipe('needs_hull', r.build, r.loss, r.outputs, labels=('binary', 'hull'), presets=r.presets))
     try:
         with pytest.raises(ForgelocError, match="build_masks.labels"):
-            run_training(spec_for(data, tmp_path / 'n', 'needs_noise'))
+            run_training(spec_for(data, tmp_path / 'n', 'needs_hull'))
     finally:
-        del RECIPES['needs_noise']
+        del RECIPES['needs_hull']
 
 
 def test_step_two_starts_from_step_one(data, tmp_path):
