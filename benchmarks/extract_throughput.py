@@ -96,8 +96,7 @@ def main(argv=None):
     ap.add_argument('--detect-size', type=int, default=0, help='fast setting: detect on a copy of this shorter side (0: full size)')
     ap.add_argument('--detect-near', type=float, default=0.5, help='fast setting: search near the tracked face first (0: off)')
     ap.add_argument('--work-dir', default='benchmarks/.work',
-                    help="where the stages write (default: the repository's disk, where the pipeline writes; on these "
-                         "machines /tmp creates files ~25x slower, which would dominate the timing)")
+                    help="where the stages write (default: inside the repository, where the pipeline writes its outputs)")
     ap.add_argument('--out', default='benchmarks/results/extract_throughput.json')
     a = ap.parse_args(argv)
     work = resolve(a.work_dir); work.mkdir(parents=True, exist_ok=True)

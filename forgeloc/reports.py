@@ -9,12 +9,13 @@ import json
 import math
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .core import ForgelocError, atomic_write, resolve
+from .core import ForgelocError, atomic_write, load_params, resolve
 
 # %% auto #0
 __all__ = ['TRAIN_SETS', 'EXPERIMENT_PREFIX', 'mean_sd', 'seed_summary', 'parse_seeds', 'experiment_name', 'table3_commands',
@@ -101,8 +102,8 @@ def _unflatten(flat: dict) -> dict:
 def parse_experiments(rows: list[dict], metrics_file: str = 'metrics/evaluate/{model}.json', prefix: str = EXPERIMENT_PREFIX,
                       read=None) -> dict:
     """{experiment name: {'model', 'train_set', 'rev', 'metrics'}} from `dvc.api.exp_show` rows, for experiments named
-    `prefix<model>-<set>`. A metrics file DVC does not list as metrics (the evaluation writes a git-tracked output) is
-    read from the experiment's commit with `read(rev, path)` (text or None)."""
+    `prefix<model>-<set>`. A metrics file that `dvc exp show` does not list (an experiment made before the evaluation file
+    was declared as DVC metrics) is read from the experiment's commit with `read(rev, path)` (text or None)."""
     out = {}
     for r in rows:
         name = r.get('Experiment') or ''
@@ -134,8 +135,6 @@ def collect_experiments(repo: str = '.', prefix: str = EXPERIMENT_PREFIX, **kw) 
 def run_table3(models=None, train_sets=('shallow', 'deep'), out='metrics/experiments/table3.json', params_file='params.yaml',
                collect_only: bool = False, runner=subprocess.run) -> dict:
     "Run Table III's experiments (`table3_commands`; models default to `params.yaml: reports.table3_models`), collect, write `out`."
-    import sys
-    from forgeloc.core import load_params
     dvc = [sys.executable, '-m', 'dvc']                                      # this environment's DVC, PATH or not
     # each experiment runs in its own copy of the repository (--temp): FORGELOC_ROOT (which the Makefile exports) would
     # point its stages at this workspace instead, so the experiment gets an environment without it

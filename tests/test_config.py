@@ -43,7 +43,7 @@ def test_stages_are_chained():
     assert tuple(DVC['stages']) == STAGES
     fill = lambda text: re.sub(r'\$\{([^}]+)\}', lambda m: str(lookup(m.group(1))), text)
     names = lambda entries: [e if isinstance(e, str) else next(iter(e)) for e in entries]
-    outs = {s: names(stage_spec(s).get('outs', [])) for s in STAGES}
+    outs = {s: [o for kind in ('outs', 'metrics', 'plots') for o in names(stage_spec(s).get(kind, []))] for s in STAGES}   # all three are DVC outputs
     for i, after in enumerate(STAGES[1:], 1):       # a DAG in STAGES order: compare and figures both follow evaluate
         produced = {fill(o) for before in STAGES[:i] for o in outs[before]}
         needed = {fill(d) for d in stage_spec(after)['deps']}
