@@ -142,7 +142,7 @@ def infer(net, recipe, images, device='cpu', batch_size: int = 16) -> tuple[np.n
         x = torch.from_numpy(np.stack(images[k:k + batch_size])).permute(0, 3, 1, 2).float().div(255)
         x = ((x - mean) / std).to(device)
         out = {n: v.float() for n, v in net(x).items() if torch.is_tensor(v)}
-        s, m = recipe.outputs(net, out, tuple(x.shape[-2:]))
+        s, m = recipe.score_and_map(net, out, tuple(x.shape[-2:]))
         scores.append(s.float().cpu()); maps.append(m.float().cpu())
     if not scores:
         return np.zeros(0, np.float32), np.zeros((0, 0, 0), np.float32)

@@ -104,7 +104,7 @@ def predict(model, ds, recipe=None, device='cpu', batch_size: int = 64, progress
         if criterion is not None:
             b['label'] = torch.as_tensor(b['label'], device=device)
             loss += criterion(out, b)['loss'].item() * len(b['image']); n += len(b['image'])
-        s, m = recipe.outputs(net, out, tuple(b['image'].shape[-2:]))
+        s, m = recipe.score_and_map(net, out, tuple(b['image'].shape[-2:]))
         scores.append(s.float().cpu()); maps.append(m.float().cpu())
         labels.append(torch.as_tensor(b['label']).cpu()); masks.append(b['mask'].cpu())
         if recipe.gray_label:

@@ -132,7 +132,7 @@ def test_evaluate_refuses_an_empty_split_and_nan_maps():
         def __init__(self): super().__init__(); self.w = torch.nn.Parameter(torch.zeros(1))
         def forward(self, x): return {'x': x}
     nan_map = dataclasses.replace(get_recipe('fcn'), name='nan_map',
-                                  outputs=lambda net, out, size: (torch.zeros(len(out['x'])), torch.full((len(out['x']), *size), float('nan'))))
+                                  score_and_map=lambda net, out, size: (torch.zeros(len(out['x'])), torch.full((len(out['x']), *size), float('nan'))))
     with pytest.raises(ForgelocError, match='the test split is empty'):
         evaluate_model(Net(), Data(0), nan_map, progress=False)
     with pytest.raises(ForgelocError, match="sample 'x/0': the predicted map has 256 NaN"):

@@ -133,7 +133,7 @@ def test_a_detection_only_model_writes_scores_not_maps(setup, capsys, tmp_path):
     d, _ = setup
     fcn = get_recipe('fcn')
     register(Recipe('detect_only_test', build=fcn.build, loss=fcn.loss, presets=fcn.presets, localizes=False,
-                    outputs=lambda m, o, size: (o['cls'].softmax(1)[:, 1], o['cls'].new_zeros((len(o['cls']), *size)))))
+                    score_and_map=lambda m, o, size: (o['cls'].softmax(1)[:, 1], o['cls'].new_zeros((len(o['cls']), *size)))))
     try:
         cfg = resolve_config('detect_only_test', 'cpu', {'size': 64})
         ck = save_checkpoint({'state_dict': build_model(cfg).state_dict(), 'cfg': cfg, 'epoch': 0}, tmp_path / 'det.pt')

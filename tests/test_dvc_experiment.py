@@ -32,7 +32,7 @@ def test_dvc_exp_run_trains_every_model(tmp_path):
                          image_size=64, progress=False)
     sh(['dvc', 'commit', '-q', '-f', 'data.dvc'], repo)
     train = yaml.safe_load((repo / 'params.yaml').read_text())['train']
-    groups = {g: list(train.get(g) or {}) for g in ('models', 'models_after')}     # models_after: kong's step 2
+    groups = {g: list(train.get(g) or {}) for g in ('models', 'models_after')}     # models_after: detect_locate's step 2
     models = groups['models'] + groups['models_after']
     sets = ['-S', 'extract_frames.frames_per_real=2', '-S', 'extract_frames.frames_per_fake=1', '-S', 'evaluate.n_examples=2',
             '-S', 'train.extra_seeds=2027']                                  # one extra seed: the seeds path, at half the cost

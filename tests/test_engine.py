@@ -97,7 +97,7 @@ def test_two_process_ddp_with_gloo(data, tmp_path):
 
 def test_missing_label_kind_names_build_masks_labels(data, tmp_path):
     r = get_recipe('fcn')      # hull: a kind the fixture never builds (it needs landmarks); noise is built by default now
-    register(Recipe('needs_hull', r.build, r.loss, r.outputs, labels=('binary', 'hull'), presets=r.presets))
+    register(Recipe('needs_hull', r.build, r.loss, r.score_and_map, labels=('binary', 'hull'), presets=r.presets))
     try:
         with pytest.raises(ForgelocError, match="build_masks.labels"):
             run_training(spec_for(data, tmp_path / 'n', 'needs_hull'))
@@ -106,27 +106,27 @@ def test_missing_label_kind_names_build_masks_labels(data, tmp_path):
 
 
 def test_step_two_starts_from_step_one(data, tmp_path):
-    "kong's step 2 (init_from) starts from xception_seg's backbone and semantic module (Kong et al. Sec. III-D)."
+    "detect_locate's step 2 (init_from) starts from xception_seg's backbone and semantic module (Kong et al. Sec. III-D)."
     run_training(spec_for(data, tmp_path / 'seg', 'xception_seg'))
     step1 = torch.load(tmp_path / 'seg' / 'best.pt', weights_only=False)['state_dict']
     # lr 1e-9: one epoch of Adam moves a weight by about lr per step, so step 2 ends where it started
-    run_training(spec_for(data, tmp_path / 'kong', 'kong', init_from=str(tmp_path / 'seg' / 'best.pt'), lr=1e-9))
-    ck = torch.load(tmp_path / 'kong' / 'best.pt', weights_only=False)
+    run_training(spec_for(data, tmp_path / 'detect_locate', 'detect_locate', init_from=str(tmp_path / 'seg' / 'best.pt'), lr=1e-9))
+    ck = torch.load(tmp_path / 'detect_locate' / 'best.pt', weights_only=False)
     shared = [k for k in step1 if k.startswith(('backbone.', 'semantic.')) and 'running_' not in k and 'num_batches' not in k]
     assert len(shared) > 50 and all(k in ck['state_dict'] for k in shared)
     assert all(torch.allclose(ck['state_dict'][k], step1[k], atol=1e-6) for k in shared)
     assert ck['init_from']['loaded'] == {'backbone': sum(k.startswith('backbone.') for k in step1),
                                          'semantic': sum(k.startswith('semantic.') for k in step1)}
     assert set(ck['init_from']['not_initialised']) == {'noise', 'fusion', 'classifier', 'fc'}
-    run_training(spec_for(data, tmp_path / 'scratch', 'kong', lr=1e-9))       # the same run without init_from: other weights
+    run_training(spec_for(data, tmp_path / 'scratch', 'detect_locate', lr=1e-9))       # the same run without init_from: other weights
     scratch = torch.load(tmp_path / 'scratch' / 'best.pt', weights_only=False)['state_dict']
     assert not any(torch.allclose(scratch[k], step1[k], atol=1e-6) for k in shared if k.endswith('conv1.weight'))
     with pytest.raises(ForgelocError, match=r'`init_from` checkpoint .*absent/best.pt not found'):
-        run_training(spec_for(data, tmp_path / 'k2', 'kong', init_from=str(tmp_path / 'absent' / 'best.pt')))
+        run_training(spec_for(data, tmp_path / 'k2', 'detect_locate', init_from=str(tmp_path / 'absent' / 'best.pt')))
 
 
-def test_kong_without_noise_labels_names_build_masks_labels_and_noise(data, tmp_path):
-    "A masks folder built without `noise` in build_masks.labels: kong stops with a message naming both."
+def test_detect_locate_without_noise_labels_names_build_masks_labels_and_noise(data, tmp_path):
+    "A masks folder built without `noise` in build_masks.labels: detect_locate stops with a message naming both."
     import pandas as pd
     masks = tmp_path / 'masks'
     masks.mkdir()
@@ -134,7 +134,7 @@ def test_kong_without_noise_labels_names_build_masks_labels_and_noise(data, tmp_
         (masks / sub).symlink_to(data / 'masks' / sub)
     pd.read_csv(data / 'masks' / 'manifest.csv', keep_default_na=False).drop(columns=['noise']).to_csv(masks / 'manifest.csv', index=False)
     with pytest.raises(ForgelocError, match=r"'noise' label.*add noise to `build_masks.labels`"):
-        run_training({**spec_for(data, tmp_path / 'k', 'kong'), 'masks_dir': str(masks)})
+        run_training({**spec_for(data, tmp_path / 'k', 'detect_locate'), 'masks_dir': str(masks)})
     run_training({**spec_for(data, tmp_path / 's', 'xception_seg'), 'masks_dir': str(masks)})   # step 1 needs no noise label
 
 
@@ -167,10 +167,10 @@ def test_init_loads_a_torchvision_resnet_state_dict_into_the_backbones(data, tmp
 
 
 def test_engine_dataset_and_evaluation_know_no_model_by_name():
-    "Only the registry's MODEL_MODULES list names the model modules; the engine, dataset, evaluation and pipeline read recipes."
+    "No module of the engine, dataset, evaluation or pipeline names a model module: they read recipes (the registry finds the modules)."
     import re
-    from forgeloc.models.registry import MODEL_MODULES
-    names = [m.rsplit('.', 1)[1] for m in MODEL_MODULES]
+    from forgeloc.models.registry import get_recipe, model_names
+    names = sorted({get_recipe(n).build.__module__.rsplit('.', 1)[1] for n in model_names()})
     for f in ('forgeloc/train.py', 'forgeloc/evaluate.py', 'forgeloc/data/dataset.py', 'forgeloc/pipeline.py', 'forgeloc/metrics.py'):
         src = (ROOT / f).read_text()
         hits = [n for n in names if re.search(rf'models\.{n}\b|\b{n}\(', src)]

@@ -12,7 +12,7 @@ import yaml
 
 from forgeloc.core import ForgelocError
 from forgeloc.figures import FIGURE_FILES, make_figures, parse_layers, tsne_points
-from forgeloc.models.registry import MODEL_MODULES, resolve_config
+from forgeloc.models.registry import get_recipe, model_names, resolve_config
 from forgeloc.pipeline import run_stage
 from forgeloc.train import run_training
 
@@ -125,7 +125,7 @@ def test_the_stage_notebook_runs_on_the_models_of_params(toy, tmp_path):
 
 def test_figures_name_no_model():
     "Layers come from the recipes: the library and the stage notebook name no model module or model."
-    names = [m.rsplit('.', 1)[1] for m in MODEL_MODULES]
+    names = sorted({get_recipe(n).build.__module__.rsplit('.', 1)[1] for n in model_names()} | set(model_names()))
     for f in ('forgeloc/figures.py', 'nbs/pipeline/figures.ipynb'):
         src = (ROOT / f).read_text()
         hits = [n for n in names if re.search(rf'models\.{n}\b|\b{n}\(|[\'"]{n}[\'"]', src)]

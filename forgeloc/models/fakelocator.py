@@ -21,7 +21,7 @@ from .registry import Recipe, register
 # %% auto #0
 __all__ = ['ATTENTION_SOURCES', 'MAP_LOSSES', 'FAKELOCATOR_PAPER', 'FAKELOCATOR_CPU', 'deeplab_head', 'region_attention',
            'gt_region', 'FakeLocator', 'fakelocator', 'l1_map_loss', 'l2_map_loss', 'dice_map_loss', 'focal_map_loss',
-           'FakeLocatorLoss', 'fakelocator_outputs', 'fakelocator_labels']
+           'FakeLocatorLoss', 'fakelocator_score_and_map', 'fakelocator_labels']
 
 # %% ../../nbs/25_models.fakelocator.ipynb #c006
 def deeplab_head(in_channels: int, channels: int = 256, rates=(12, 24, 36), n_out: int = 1) -> nn.Sequential:
@@ -170,7 +170,7 @@ class FakeLocatorLoss(nn.Module):
         return {'loss': l_map + self.w_cls * l_cls, 'map': l_map, 'cls': l_cls}
 
 # %% ../../nbs/25_models.fakelocator.ipynb #c035
-def fakelocator_outputs(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, torch.Tensor]:
+def fakelocator_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, torch.Tensor]:
     "(score B = sigmoid of the classifier logit, gray map B×H×W at `size`)."
     m = out['map'].float()
     if tuple(m.shape[-2:]) != tuple(size):
@@ -190,7 +190,7 @@ def fakelocator_labels(cfg: dict) -> tuple:
     "Extra label kinds a configuration needs: face_regions for that attention."
     return ('face_regions',) if cfg.get('attention') == 'face_regions' else ()
 
-register(Recipe('fakelocator', build=fakelocator, loss=FakeLocatorLoss, outputs=fakelocator_outputs,
+register(Recipe('fakelocator', build=fakelocator, loss=FakeLocatorLoss, score_and_map=fakelocator_score_and_map,
                 labels=('binary', 'fakeness'), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                 presets={'paper': FAKELOCATOR_PAPER, 'cpu': FAKELOCATOR_CPU}, backbones=('backbone',),
                 paper='Huang et al. 2020 (FakeLocator), Sec. 4, 5.1, Table 2, Fig. 4', label_fn=fakelocator_labels,

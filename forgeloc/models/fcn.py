@@ -14,7 +14,7 @@ from ..losses import FCNJointLoss, centre_offset
 from .registry import Recipe, register
 
 # %% auto #0
-__all__ = ['FCN_PAPER', 'conv_relu_bn', 'FCN', 'fcn', 'receptive_field', 'full_resolution_map', 'fcn_loss', 'fcn_outputs']
+__all__ = ['FCN_PAPER', 'conv_relu_bn', 'FCN', 'fcn', 'receptive_field', 'full_resolution_map', 'fcn_loss', 'fcn_score_and_map']
 
 # %% ../../nbs/21_models.fcn.ipynb #c005
 def conv_relu_bn(c_in: int, c_out: int) -> nn.Sequential:
@@ -81,14 +81,14 @@ def fcn_loss(model: nn.Module, lambda_seg: float = 0.5) -> FCNJointLoss:
     rf, stride = receptive_field(model)
     return FCNJointLoss(lambda_seg, rf, stride)
 
-def fcn_outputs(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, torch.Tensor]:
+def fcn_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, torch.Tensor]:
     "Image score (softmax of the classifier) and the segmentation probability at full resolution `size`."
     rf, stride = receptive_field(model)
     return out['cls'].float().softmax(1)[:, 1], full_resolution_map(out['seg'].float().softmax(1)[:, 1], rf, stride, size)
 
 FCN_PAPER = dict(size=128, width=1.0, epochs=50, batch_size=32, optimizer='adam', lr=1e-3, weight_decay=1e-5,
                  schedule='exponential', lr_decay=0.9, lambda_seg=0.5)
-register(Recipe('fcn', build=fcn, loss=fcn_loss, outputs=fcn_outputs, labels=('binary',),
+register(Recipe('fcn', build=fcn, loss=fcn_loss, score_and_map=fcn_score_and_map, labels=('binary',),
                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                 presets={'paper': FCN_PAPER, 'cpu': {**FCN_PAPER, 'width': 0.25, 'epochs': 12}},
                 paper='Tarasiou & Zafeiriou 2019, Sec. IV',

@@ -15,7 +15,7 @@ from ..core import ForgelocError, check_choice
 
 # %% auto #0
 __all__ = ['RESNET_ARCHS', 'rgb_to_gray', 'BayarConv', 'ResNetEncoder', 'dilate_layer4', 'resnet_encoder', 'conv_bn_relu',
-           'seg_cls_outputs', 'count_params']
+           'seg_cls_score_and_map', 'count_params']
 
 # %% ../../nbs/22_models.layers.ipynb #c005
 def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +128,7 @@ def conv_bn_relu(c_in: int, c_out: int, k: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 # %% ../../nbs/22_models.layers.ipynb #c029
-def seg_cls_outputs(model: nn.Module, out: dict, size: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+def seg_cls_score_and_map(model: nn.Module, out: dict, size: tuple) -> tuple[torch.Tensor, torch.Tensor]:
     "(score B, map B×H×W), both in [0, 1]: sigmoid of `out['cls']` and of `out['seg']` at `size` = (H, W)."
     seg = out['seg']
     if tuple(seg.shape[-2:]) != tuple(size):

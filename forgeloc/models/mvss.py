@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..core import ForgelocError
 from ..losses import dice_loss
-from .layers import (BayarConv, rgb_to_gray, resnet_encoder, conv_bn_relu, seg_cls_outputs,
+from .layers import (BayarConv, rgb_to_gray, resnet_encoder, conv_bn_relu, seg_cls_score_and_map,
                                     count_params)
 from .upernet import PAPER_TRAIN
 
@@ -174,7 +174,7 @@ MVSS_CPU_TRAIN = dict(size=128, epochs=12, batch_size=32, optimizer='adam', lr=1
 # %% ../../nbs/24_models.mvss.ipynb #c041
 from .registry import Recipe, register
 
-register(Recipe('mvss', build=mvss, loss=MVSSLoss, outputs=seg_cls_outputs, labels=('binary',),
+register(Recipe('mvss', build=mvss, loss=MVSSLoss, score_and_map=seg_cls_score_and_map, labels=('binary',),
                 mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), backbones=('rgb_encoder', 'noise_encoder'),
                 presets={'paper': {**PAPER_TRAIN, 'backbone': 'resnet50'}, 'cpu': {**MVSS_CPU_TRAIN, **MVSS_CPU_ARCH}},
                 paper='Chen et al. 2021 (MVSS-Net), as the baseline of Zhang et al. 2022, Sec. III',

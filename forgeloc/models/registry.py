@@ -15,8 +15,8 @@ import torch.nn as nn
 from ..core import ForgelocError, check_choice
 
 # %% auto #0
-__all__ = ['RECIPES', 'MODEL_MODULES', 'ENGINE_DEFAULTS', 'Recipe', 'register', 'get_recipe', 'model_names', 'accepted_keys',
-           'call_with', 'resolve_config', 'build_model']
+__all__ = ['RECIPES', 'ALIASES', 'ENGINE_DEFAULTS', 'Recipe', 'register', 'model_modules', 'canonical_name', 'get_recipe',
+           'model_names', 'accepted_keys', 'call_with', 'resolve_config', 'build_model']
 
 # %% ../../nbs/20_models.registry.ipynb #c005
 @dataclass
@@ -25,7 +25,7 @@ class Recipe:
     name: str
     build: Callable[..., nn.Module]
     loss: Callable[..., nn.Module]
-    outputs: Callable
+    score_and_map: Callable
     labels: tuple = ('binary',)
     mean: tuple = (0.5, 0.5, 0.5)
     std: tuple = (0.5, 0.5, 0.5)
@@ -50,31 +50,43 @@ class Recipe:
 
 # %% ../../nbs/20_models.registry.ipynb #c007
 RECIPES: dict[str, Recipe] = {}
-MODEL_MODULES = ('forgeloc.models.fcn', 'forgeloc.models.upernet', 'forgeloc.models.mvss', 'forgeloc.models.fakelocator',
-                 'forgeloc.models.kong')
+ALIASES: dict[str, str] = {}
 
-def register(recipe: Recipe) -> Recipe:
-    "Add `recipe` to `RECIPES` under its name (re-registering a name replaces it: notebooks re-run cells)."
+def register(recipe: Recipe, aliases=()) -> Recipe:
+    "Add `recipe` to `RECIPES` under its name, and each of `aliases` as another name for it (re-registering replaces)."
     RECIPES[recipe.name] = recipe
+    for a in aliases:
+        ALIASES[a] = recipe.name
     return recipe
+
+# %% ../../nbs/20_models.registry.ipynb #c007a
+def model_modules() -> list[str]:
+    "Every module of the `forgeloc.models` package but the registry itself: where recipes are registered."
+    import pkgutil
+    import forgeloc.models as pkg
+    return sorted(f'forgeloc.models.{m.name}' for m in pkgutil.iter_modules(pkg.__path__)
+                  if not m.ispkg and m.name != 'registry')
 
 def _load_all():
     import importlib
-    for m in MODEL_MODULES:
-        try:
-            importlib.import_module(m)
-        except ModuleNotFoundError as e:
-            if e.name != m:      # a missing dependency inside a model module is a real error
-                raise
+    for m in model_modules():
+        importlib.import_module(m)
+
+# %% ../../nbs/20_models.registry.ipynb #c007c
+def canonical_name(name: str) -> str:
+    "The registered name of model `name` (an alias such as `kong` gives `detect_locate`)."
+    _load_all()
+    return ALIASES.get(name, name)
 
 def get_recipe(name: str) -> Recipe:
-    "The recipe registered as `name`; an unknown name is an error listing the registered ones."
-    _load_all()
+    "The recipe registered as `name` (or under an alias); an unknown name is an error listing the registered ones."
+    name = canonical_name(name)
     check_choice('model', name, sorted(RECIPES))
     return RECIPES[name]
 
+# %% ../../nbs/20_models.registry.ipynb #c007d
 def model_names() -> list[str]:
-    "Names of every registered model."
+    "Names of every registered model (aliases not included)."
     _load_all()
     return sorted(RECIPES)
 
@@ -84,6 +96,7 @@ ENGINE_DEFAULTS = dict(size=128, epochs=10, batch_size=32, optimizer='adam', lr=
                        augment=True, real_oversample=1, monitor='val_auc', train_set='both',
                        init_from='')
 
+# %% ../../nbs/20_models.registry.ipynb #c009a
 def accepted_keys(fn) -> set:
     "Keyword names `fn` accepts."
     return {n for n, p in inspect.signature(fn).parameters.items()
@@ -94,9 +107,11 @@ def call_with(fn, cfg: dict, **extra):
     keys = accepted_keys(fn)
     return fn(**{k: v for k, v in {**cfg, **extra}.items() if k in keys})
 
+# %% ../../nbs/20_models.registry.ipynb #c009c
 def resolve_config(model: str, preset: str = 'cpu', overrides: dict | None = None) -> dict:
     "Engine defaults ← `preset` of `model`'s recipe ← `overrides`; unknown keys are an error naming them."
     r = get_recipe(model)
+    model = r.name
     check_choice(f'preset of {model}', preset, sorted(r.presets))
     overrides = dict(overrides or {})
     known = set(ENGINE_DEFAULTS) | accepted_keys(r.build) | accepted_keys(r.loss)
@@ -109,6 +124,7 @@ def resolve_config(model: str, preset: str = 'cpu', overrides: dict | None = Non
         cfg['betas'] = tuple(cfg['betas'])
     return cfg
 
+# %% ../../nbs/20_models.registry.ipynb #c009d
 def build_model(cfg: dict) -> nn.Module:
     "The network of `cfg['model']`, built with the keys of `cfg` its constructor accepts."
     return call_with(get_recipe(cfg.get('model')).build, cfg)

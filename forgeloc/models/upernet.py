@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..core import ForgelocError
 from ..losses import dice_loss
-from .layers import (BayarConv, rgb_to_gray, resnet_encoder, conv_bn_relu, seg_cls_outputs,
+from .layers import (BayarConv, rgb_to_gray, resnet_encoder, conv_bn_relu, seg_cls_score_and_map,
                                     count_params)
 
 # %% auto #0
@@ -123,7 +123,7 @@ from .registry import Recipe, register
 
 for _name, _build, _bb in (('upernet_bayar', upernet_bayar, ('rgb_encoder', 'noise_encoder')),
                            ('upernet', upernet, ('rgb_encoder',))):
-    register(Recipe(_name, build=_build, loss=UPerNetLoss, outputs=seg_cls_outputs, labels=('binary',),
+    register(Recipe(_name, build=_build, loss=UPerNetLoss, score_and_map=seg_cls_score_and_map, labels=('binary',),
                     mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), backbones=_bb,
                     presets={'paper': {**PAPER_TRAIN, 'backbone': 'resnet50'}, 'cpu': {**CPU_TRAIN, **CPU_ARCH}},
                     paper='Zhang et al. 2022, Sec. II-A, II-B, III, Fig. 2, Table III',
