@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, RandomSampler, Subset
 
 from forgeloc.core import atomic_write, resolve
 from forgeloc.models.registry import build_model, call_with, get_recipe, model_names, resolve_config
-from forgeloc.train import make_optimizer, recipe_datasets, train_one_epoch
+from forgeloc.evaluate import recipe_datasets
+from forgeloc.train import make_optimizer, train_one_epoch
 
 
 def bench(model_name, preset, batch, steps, runs, frames, masks):

@@ -21,7 +21,7 @@ from .data.extract_frames import sample_frame_indices
 from .data.faces import FaceDetector, crop_square, square_box, track_faces
 from .data.io import IMAGE_EXTS, read_frames, read_image, video_info
 from .models.registry import get_recipe, model_names
-from .train import load_checkpoint, read_checkpoint
+from .checkpoints import load_checkpoint, read_checkpoint
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'colorize', 'overlay_map', 'media_kind', 'list_inputs', 'find_checkpoint', 'load_model', 'model_input',

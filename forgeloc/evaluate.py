@@ -10,15 +10,66 @@ import numpy as np
 import pandas as pd
 import torch
 
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
 from .core import ForgelocError, check_choice
-from .data.dataset import DOMAINS, domain_of
+from .data.dataset import DOMAINS, ForgeryDataset, domain_of
 from .metrics import (METRICS, PIXEL_THRESHOLDS, gray_map_report, localization_report, pixel_scores, pixel_subset,
                               pr_points, roc_points)
-from .train import predict
+from .models.registry import get_recipe
 
 # %% auto #0
-__all__ = ['RESOLUTIONS', 'GROUP_COLUMNS', 'original_sizes', 'to_size', 'scoring_maps', 'evaluate_model', 'round_robin',
-           'pick_examples', 'plot_predictions']
+__all__ = ['RESOLUTIONS', 'GROUP_COLUMNS', 'recipe_datasets', 'to_device', 'bf16_autocast', 'predict', 'original_sizes',
+           'to_size', 'scoring_maps', 'evaluate_model', 'round_robin', 'pick_examples', 'plot_predictions']
+
+# %% ../nbs/60_evaluate.ipynb #p001
+def recipe_datasets(cfg: dict, frames_dir, masks_dir, splits=('train', 'val')) -> dict:
+    "ForgeryDatasets of `splits` as `cfg['model']`'s recipe needs them (size, normalization, labels), of the `train_set` domain (shallow/deep/both); train is augmented."
+    r = get_recipe(cfg['model'])
+    return {s: ForgeryDataset(frames_dir, masks_dir, s, size=int(cfg['size']), augment=bool(cfg['augment']) and s == 'train',
+                              labels=r.labels_for(cfg), mean=r.mean, std=r.std, domain=cfg.get('train_set', 'both')) for s in splits}
+
+# %% ../nbs/60_evaluate.ipynb #p003
+def to_device(batch: dict, device) -> dict:
+    "The tensors of a collated `batch` moved to `device` (other values as they are)."
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+# %% ../nbs/60_evaluate.ipynb #p004
+def bf16_autocast(device, amp: bool = True):
+    "bf16 autocast on CUDA when `amp` (mixed precision); a no-op context on the CPU."
+    dev = torch.device(device)
+    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp and dev.type == 'cuda')
+
+# %% ../nbs/60_evaluate.ipynb #p005
+@torch.no_grad()
+def predict(model, ds, recipe=None, device='cpu', batch_size: int = 64, progress: bool = False, criterion=None,
+            amp: bool = True) -> dict:
+    "Scores (N,), maps (N×H×W), labels (N,), masks (N×H×W) of `model` over `ds`, read by `recipe`; `loss` if `criterion`; `gray` (N×H×W) if the recipe has a `gray_label`."
+    recipe = recipe or get_recipe(getattr(model, 'recipe_name', None))
+    net = model.module if hasattr(model, 'module') else model
+    model.eval()
+    scores, maps, labels, masks, grays, loss, n = [], [], [], [], [], 0.0, 0
+    for b in tqdm(DataLoader(ds, batch_size=batch_size), desc='predict', leave=False, disable=not progress):
+        b = to_device(b, device)
+        with bf16_autocast(device, amp):
+            out = model(b['image'])
+        out = {k: v.float() for k, v in out.items() if torch.is_tensor(v)}
+        if criterion is not None:
+            b['label'] = torch.as_tensor(b['label'], device=device)
+            loss += criterion(out, b)['loss'].item() * len(b['image']); n += len(b['image'])
+        s, m = recipe.score_and_map(net, out, tuple(b['image'].shape[-2:]))
+        scores.append(s.float().cpu()); maps.append(m.float().cpu())
+        labels.append(torch.as_tensor(b['label']).cpu()); masks.append(b['mask'].cpu())
+        if recipe.gray_label:
+            grays.append(b[recipe.gray_label].float().cpu())
+    res = {'scores': torch.cat(scores).numpy(), 'maps': torch.cat(maps).numpy(),
+           'labels': torch.cat(labels).numpy(), 'masks': torch.cat(masks).numpy()}
+    if grays:
+        res['gray'] = torch.cat(grays).numpy()
+    if criterion is not None:
+        res['loss'] = loss / max(n, 1)
+    return res
 
 # %% ../nbs/60_evaluate.ipynb #e001
 RESOLUTIONS = ('original', 'input')   # where pixel metrics are computed: each item's original size, or the model's input size

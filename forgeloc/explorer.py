@@ -18,7 +18,8 @@ from .cli import colorize, overlay_map
 from .core import ForgelocError, pick_device, resolve
 from .metrics import coss, gray_psnr, gray_ssim, pixel_f1, pixel_iou
 from .models.registry import get_recipe
-from .train import load_checkpoint, predict, recipe_datasets
+from .checkpoints import load_checkpoint
+from .evaluate import predict, recipe_datasets
 
 # %% auto #0
 __all__ = ['PANELS', 'demo_workspace', 'find_checkpoints', 'sample_metrics', 'sample_panel', 'Explorer']
@@ -32,7 +33,7 @@ def demo_workspace(root=None, models=('fcn', 'upernet'), size: int = 64, seed: i
     from forgeloc.data.extract_frames import extract_frames
     from forgeloc.data.sample import build_sample_dataset
     from forgeloc.models.registry import build_model, resolve_config
-    from forgeloc.train import save_checkpoint
+    from forgeloc.checkpoints import save_checkpoint
     root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix='forgeloc-demo-'))
     build_sample_dataset(root / 'raw', seed=3, n_real_videos=6, n_frames=8, video_size=128, n_images=10, image_size=64,
                          progress=False)

@@ -21,7 +21,8 @@ from .core import ForgelocError, atomic_path, check_positive, parse_list, resolv
 from .data.labels import noise_residual, noise_sigma_for, read_label
 from .models.registry import get_recipe
 from .evaluate import round_robin
-from .train import load_checkpoint, predict, recipe_datasets
+from .checkpoints import load_checkpoint
+from .evaluate import predict, recipe_datasets
 
 # %% auto #0
 __all__ = ['MAP_CMAP', 'FEATURE_CMAP', 'STYLE', 'CURVES', 'HISTORY_PANELS', 'FIGURE_FILES', 'group_of', 'group_order',

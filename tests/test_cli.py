@@ -13,7 +13,7 @@ import torch
 from forgeloc.cli import main
 from forgeloc.data.io import write_video
 from forgeloc.models.registry import build_model, resolve_config
-from forgeloc.train import save_checkpoint
+from forgeloc.checkpoints import save_checkpoint
 
 
 @pytest.fixture(scope='module')

@@ -8,13 +8,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from forgeloc.core import ForgelocError
 from forgeloc.models.registry import RECIPES, Recipe, get_recipe, model_names, register, resolve_config
 from forgeloc.pipeline import run_stage
-from forgeloc.train import launch_training, load_checkpoint, predict, recipe_datasets, run_training
+from forgeloc.checkpoints import load_checkpoint
+from forgeloc.evaluate import predict, recipe_datasets
+from forgeloc.launch import launch_training, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 sha1 = lambda p: hashlib.sha1(Path(p).read_bytes()).hexdigest()
@@ -66,9 +70,9 @@ def test_same_seed_same_machine_gives_byte_identical_checkpoints(data, tmp_path)
 
 def test_a_killed_run_resumes_where_it_stopped(data, tmp_path):
     "SIGKILL a training process after its first epoch; the next run continues from last.pt and ends where an uninterrupted run ends."
-    spec = spec_for(data, tmp_path / 'killed', epochs=3, lr=2e-3)
+    spec = {**spec_for(data, tmp_path / 'killed', epochs=3, lr=2e-3), 'live_dir': str(tmp_path / 'live_killed')}
     (tmp_path / 'spec.json').write_text(json.dumps(spec, default=list))
-    code = 'import json, sys; from forgeloc.train import run_training; run_training(json.load(open(sys.argv[1])))'
+    code = 'import json, sys; from forgeloc.launch import run_training; run_training(json.load(open(sys.argv[1])))'
     proc = subprocess.Popen([sys.executable, '-c', code, str(tmp_path / 'spec.json')], env={**os.environ, 'FORGELOC_ROOT': str(ROOT)})
     last = tmp_path / 'killed' / 'last.pt'
     t0 = time.time()
@@ -79,9 +83,14 @@ def test_a_killed_run_resumes_where_it_stopped(data, tmp_path):
     assert 1 <= done < 3, f'the process was not killed mid-run (epoch {done})'
     hist = run_training(spec)
     assert [h['epoch'] for h in hist] == [1, 2, 3]
-    run_training(spec_for(data, tmp_path / 'whole', epochs=3, lr=2e-3))
+    run_training({**spec_for(data, tmp_path / 'whole', epochs=3, lr=2e-3), 'live_dir': str(tmp_path / 'live_whole')})
     a, b = (torch.load(tmp_path / d / 'last.pt', weights_only=False) for d in ('killed', 'whole'))
     assert all(torch.equal(v, b['state_dict'][k]) for k, v in a['state_dict'].items())
+    assert sha1(tmp_path / 'killed' / 'last.pt') == sha1(tmp_path / 'whole' / 'last.pt')      # the very same bytes
+    curve = lambda d: pd.read_csv(tmp_path / d / 'plots' / 'metrics' / 'train_loss.tsv', sep='\t')
+    assert curve('live_killed').step.tolist() == curve('live_whole').step.tolist() == [0, 1, 2]   # the curve kept its first epochs
+    assert np.allclose(curve('live_killed').train_loss, curve('live_whole').train_loss)
+    assert all(r['seconds'] is not None for r in json.loads((tmp_path / 'killed' / 'history.json').read_text())['history'])
     with pytest.raises(ForgelocError, match='lr differ'):                          # an unfinished run, another config
         c = torch.load(last, weights_only=False); c['epoch'] = 1; torch.save(c, last)
         run_training(spec_for(data, tmp_path / 'killed', epochs=3, lr=1e-3))
@@ -154,7 +163,7 @@ def test_init_loads_a_torchvision_resnet_state_dict_into_the_backbones(data, tmp
     "A user's local torchvision ResNet file (here a freshly built resnet18, nothing downloaded) fills the backbone."
     import torchvision
     from forgeloc.models.registry import build_model
-    from forgeloc.train import init_backbones
+    from forgeloc.checkpoints import init_backbones
     sd = torchvision.models.resnet18(weights=None).state_dict()
     torch.save(sd, tmp_path / 'r18.pth')
     cfg = resolve_config('upernet_bayar', 'cpu', {'backbone': 'resnet18', 'width': 1.0})

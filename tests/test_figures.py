@@ -14,7 +14,7 @@ from forgeloc.core import ForgelocError
 from forgeloc.figures import FIGURE_FILES, make_figures, parse_layers, tsne_points
 from forgeloc.models.registry import get_recipe, model_names, resolve_config
 from forgeloc.pipeline import run_stage
-from forgeloc.train import run_training
+from forgeloc.launch import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 
