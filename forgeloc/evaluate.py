@@ -21,7 +21,7 @@ from .models.registry import get_recipe
 
 # %% auto #0
 __all__ = ['RESOLUTIONS', 'GROUP_COLUMNS', 'recipe_datasets', 'to_device', 'bf16_autocast', 'predict', 'original_sizes',
-           'to_size', 'scoring_maps', 'evaluate_model', 'round_robin', 'pick_examples', 'plot_predictions']
+           'to_size', 'scoring_maps', 'evaluate_model']
 
 # %% ../nbs/60_evaluate.ipynb #p001
 def recipe_datasets(cfg: dict, frames_dir, masks_dir, splits=('train', 'val')) -> dict:
@@ -170,39 +170,3 @@ def evaluate_model(model, ds, recipe=None, device='cpu', threshold: float = 0.5,
             row('method', f'{dname}/{meth}', domain[g[0]], dname, meth, rep(np.concatenate([real, g[(labels[g] == 1) & (method[g] == meth)]])))
     return {'overall': domains['both'], 'domains': domains, 'groups': pd.DataFrame(groups), 'resolution': resolution,
             'roc': roc_points(labels, scores), 'pr': pr_points(labels, scores), 'pred': p}
-
-# %% ../nbs/60_evaluate.ipynb #c007
-def round_robin(pools: list[list], n: int) -> list:
-    "Up to `n` items taken from the end of each pool in turn (the pools are consumed): every group is shown before any twice."
-    out = []
-    while len(out) < n and any(pools):
-        for pool in pools:
-            if pool and len(out) < n:
-                out.append(pool.pop())
-    return out
-
-def pick_examples(rows: pd.DataFrame, n: int, seed: int = 0) -> list[int]:
-    "Up to `n` row indices covering each (dataset, method) in turn, authentic ones included."
-    rng = np.random.default_rng(seed)
-    pools = [rng.permutation(g.index.to_numpy()).tolist() for _, g in rows.groupby(['dataset', 'method'])] if 'method' in rows else [rng.permutation(len(rows)).tolist()]
-    return round_robin(pools, n)
-
-# %% ../nbs/60_evaluate.ipynb #c008
-def plot_predictions(ds, pred: dict, idx, threshold: float = 0.5):
-    "Figure with one row per index in `idx`: input, ground truth, predicted map over the input."
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(idx), 3, figsize=(7.5, 2.5 * len(idx)), squeeze=False)
-    for row, i in zip(axes, idx):
-        mean, std = getattr(ds, 'mean', 0.5), getattr(ds, 'std', 0.5)
-        img = (ds[i]['image'] * std + mean).permute(1, 2, 0).numpy().clip(0, 1)
-        r = ds.rows.iloc[i]
-        name = f"{r.get('dataset', '')}/{r.get('method', '')}"
-        row[0].imshow(img); row[0].set_title(f"{name}\nlabel {int(pred['labels'][i])}", fontsize=8)
-        gt = pred['gray'][i] if 'gray' in pred else pred['masks'][i]
-        row[1].imshow(gt, cmap='gray', vmin=0, vmax=1); row[1].set_title('ground truth' + (' (gray map)' if 'gray' in pred else ''), fontsize=8)
-        row[2].imshow(img); row[2].imshow(pred['probs'][i], cmap='inferno', vmin=0, vmax=1, alpha=0.6)
-        row[2].contour(pred['probs'][i] >= threshold, levels=[0.5], colors='cyan', linewidths=0.8)
-        row[2].set_title(f"predicted map, score {pred['scores'][i]:.2f}", fontsize=8)
-        for a in row: a.axis('off')
-    fig.tight_layout()
-    return fig

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .cli import colorize, overlay_map
+from .viz import colorize, denormalize, overlay, to_uint8
 from .core import ForgelocError, pick_device, resolve
 from .metrics import coss, gray_psnr, gray_ssim, pixel_f1, pixel_iou
 from .models.registry import get_recipe
@@ -75,25 +75,21 @@ def sample_metrics(label: int, score: float, mask, prob, threshold: float = 0.5,
         r.update(coss=coss(gray, prob), psnr=gray_psnr(gray, prob), ssim=gray_ssim(gray, prob))
     return r
 
-def _to_uint8(x) -> np.ndarray:
-    return (np.nan_to_num(np.asarray(x, np.float32)).clip(0, 1) * 255).round().astype(np.uint8)
-
 def sample_panel(ds, pred: dict, i: int, threshold: float = 0.5, localizes: bool = True) -> dict:
     """Images (image, mask, map, overlay, gray or None; uint8), metrics and the manifest row of sample `i` of `ds` under `pred`;
     `localizes` False (a detection-only model, whose map is all zeros): no map, no overlay, map numbers NaN."""
     if not 0 <= i < len(ds):
         raise ForgelocError(f'sample {i} out of range: the dataset has {len(ds)} samples')
     item = ds[i]
-    mean, std = np.asarray(getattr(ds, 'mean', 0.5)).reshape(-1, 1, 1), np.asarray(getattr(ds, 'std', 0.5)).reshape(-1, 1, 1)
-    img = _to_uint8((np.asarray(item['image'], np.float32) * std + mean).transpose(1, 2, 0))
+    img = to_uint8(denormalize(item['image'], getattr(ds, 'mean', 0.5), getattr(ds, 'std', 0.5)))
     prob, mask = np.asarray(pred['maps'][i], np.float32), np.asarray(pred['masks'][i], np.float32)
     gray = np.asarray(pred['gray'][i], np.float32) if 'gray' in pred else None
     row = ds.rows.iloc[i].to_dict() if hasattr(ds, 'rows') else {}
     if not localizes:
         prob = gray = None
-    return {'image': img, 'mask': _to_uint8(mask), 'map': None if prob is None else colorize(prob),
-            'overlay': None if prob is None else overlay_map(img, prob, threshold),
-            'gray': None if gray is None else _to_uint8(gray), 'prob': prob,
+    return {'image': img, 'mask': to_uint8(mask), 'map': None if prob is None else colorize(prob),
+            'overlay': None if prob is None else overlay(img, prob, threshold),
+            'gray': None if gray is None else to_uint8(gray), 'prob': prob,
             'metrics': sample_metrics(pred['labels'][i], pred['scores'][i], mask, prob, threshold, gray), 'row': row}
 
 # %% ../nbs/91_explorer.ipynb #c013

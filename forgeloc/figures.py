@@ -9,35 +9,32 @@ import json
 import warnings
 from pathlib import Path
 
+import cv2
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 import torch.nn as nn
 
-from .core import ForgelocError, atomic_path, check_positive, parse_list, resolve
-from .data.labels import noise_residual, noise_sigma_for, read_label
-from .models.registry import get_recipe
-from .evaluate import round_robin
 from .checkpoints import load_checkpoint
+from .core import ForgelocError, check_positive, parse_list, resolve
+from .data.labels import noise_residual, noise_sigma_of, read_label
 from .evaluate import predict, recipe_datasets
+from .metrics import pr_points, roc_points
+from .models.introspect import capture, find_modules, model_layers, record_features
+from .models.registry import get_recipe
+from .viz import (CMAPS, FEATURE_CMAP, MAP_CMAP, STYLE, clean_axes, denormalize, draw_map, draw_note, group_colors,
+                          plot_panel_row, save_figure)
 
 # %% auto #0
-__all__ = ['MAP_CMAP', 'FEATURE_CMAP', 'STYLE', 'CURVES', 'HISTORY_PANELS', 'FIGURE_FILES', 'group_of', 'group_order',
-           'group_colors', 'save_figure', 'find_modules', 'capture', 'fallback_layers', 'model_layers', 'pool_features',
-           'predict_with_features', 'tsne_points', 'neighbour_agreement', 'plot_tsne', 'pair_frames', 'feature_maps',
-           'plot_feature_maps', 'mean_maps', 'plot_mean_maps', 'noise_statistics', 'plot_noise_stats',
-           'curve_from_scores', 'read_curve', 'curve_area', 'plot_curves', 'read_history', 'plot_training_curves',
-           'pick_items', 'plot_grid', 'parse_layers', 'make_figures']
+__all__ = ['CURVES', 'HISTORY_PANELS', 'FIGURE_FILES', 'group_of', 'group_order', 'predict_with_features', 'tsne_points',
+           'neighbour_agreement', 'plot_tsne', 'pair_frames', 'feature_maps', 'plot_feature_maps', 'mean_maps',
+           'plot_mean_maps', 'noise_statistics', 'plot_noise_stats', 'curve_from_scores', 'read_curve', 'curve_area',
+           'plot_curves', 'read_history', 'plot_training_curves', 'round_robin', 'pick_examples', 'plot_predictions',
+           'plot_grid', 'parse_layers', 'model_figures', 'shared_figures', 'make_figures']
 
 # %% ../nbs/80_figures.ipynb #f005
-MAP_CMAP, FEATURE_CMAP = 'cividis', 'viridis'
-STYLE = {**sns.axes_style('whitegrid'), **sns.plotting_context('notebook', font_scale=0.85),
-         'axes.prop_cycle': matplotlib.cycler(color=sns.color_palette('colorblind')), 'image.cmap': MAP_CMAP,
-         'axes.titlesize': 10, 'figure.titlesize': 11, 'legend.fontsize': 8, 'legend.title_fontsize': 8}
-
 def group_of(rows: pd.DataFrame) -> pd.Series:
     "'dataset/method' of each manifest row (e.g. 'ffpp/original', 'casia2/splice'): the classes the figures colour by."
     for c in ('dataset', 'method'):
@@ -45,128 +42,23 @@ def group_of(rows: pd.DataFrame) -> pd.Series:
             raise ForgelocError(f"the manifest has no {c!r} column: re-run the extract_frames and build_masks stages")
     return (rows['dataset'].astype(str) + '/' + rows['method'].astype(str)).rename('group')
 
+# %% ../nbs/80_figures.ipynb #f005a
 def group_order(rows: pd.DataFrame) -> list[str]:
     "Groups sorted by dataset, real ones (label 0) first, then methods by name."
     g = pd.DataFrame({'group': group_of(rows), 'dataset': rows['dataset'], 'label': rows['label'].astype(int)})
     return g.drop_duplicates('group').sort_values(['dataset', 'label', 'group']).group.tolist()
-
-def group_colors(groups) -> dict:
-    "A fixed colour per group from the colour-blind-safe palette, in the order given."
-    groups = list(dict.fromkeys(groups))
-    return dict(zip(groups, sns.color_palette('colorblind', max(len(groups), 1))))
-
-def save_figure(fig, path, dpi: int = 80, colors: int = 256) -> Path:
-    "Write `fig` as a PNG at `path` atomically (folders made), quantized to `colors` palette colours (0: full RGB), and close it."
-    import io
-    from PIL import Image
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=check_positive('dpi', dpi), bbox_inches='tight', format='png')
-    plt.close(fig)
-    img = Image.open(buf).convert('RGB')
-    if colors:
-        img = img.quantize(colors=int(colors), dither=Image.Dither.NONE)
-    with atomic_path(path) as tmp:
-        img.save(tmp, format='png', optimize=True)
-    return path
-
-# %% ../nbs/80_figures.ipynb #f009
-def _tensor(o):
-    "The tensor a hooked module produced or received (the last tensor of a tuple/list/dict)."
-    if torch.is_tensor(o):
-        return o
-    vals = list(o.values()) if isinstance(o, dict) else list(o) if isinstance(o, (list, tuple)) else []
-    ts = [v for v in vals if torch.is_tensor(v)]
-    return ts[-1] if ts else None
-
-def find_modules(model: nn.Module, names) -> dict:
-    "`{name: module}` of `model` for each of `names`; an unknown name is an error listing the model's modules."
-    mods = dict(model.named_modules())
-    for n in names:
-        if n not in mods:
-            listed = [k for k in mods if k and k.count('.') <= 1]
-            raise ForgelocError(f"{type(model).__name__} has no module {n!r}; its modules include: {', '.join(listed[:40])}"
-                                + (' …' if len(listed) > 40 else ''))
-    return {n: mods[n] for n in names}
-
-@torch.no_grad()
-def capture(model: nn.Module, x: torch.Tensor, outputs=(), inputs=()) -> dict:
-    "One forward pass of `x`; returns `{name: tensor}`: the outputs of modules `outputs` and the inputs of modules `inputs`."
-    got, hooks = {}, []
-    try:
-        for n, m in find_modules(model, outputs).items():
-            hooks.append(m.register_forward_hook(lambda mod, i, o, n=n: got.__setitem__(n, _tensor(o))))
-        for n, m in find_modules(model, inputs).items():
-            hooks.append(m.register_forward_pre_hook(lambda mod, i, n=n: got.__setitem__(('input', n), _tensor(i))))
-        model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    missing = [n for n in (*outputs, *(('input', n) for n in inputs)) if got.get(n) is None]
-    if missing:
-        raise ForgelocError(f"module(s) {missing} of {type(model).__name__} did not run or gave no tensor in forward")
-    return got
-
-@torch.no_grad()
-def fallback_layers(model: nn.Module, x: torch.Tensor) -> tuple:
-    "(('input', name of the last leaf module run), [first, middle, last leaf modules with a B×C×h×w output, C > 1])."
-    order, maps, hooks = [], [], []
-    for n, m in model.named_modules():
-        if n and not list(m.children()):
-            def hook(mod, i, o, n=n):
-                order.append(n)
-                t = _tensor(o)
-                if t is not None and t.ndim == 4 and t.shape[1] > 1 and n not in maps:
-                    maps.append(n)
-            hooks.append(m.register_forward_hook(hook))
-    try:
-        model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    if not order:
-        raise ForgelocError(f"{type(model).__name__} ran no module: cannot choose layers to show")
-    picks = list(dict.fromkeys(maps[i] for i in sorted({0, len(maps) // 2, len(maps) - 1}))) if maps else []
-    return ('input', order[-1]), picks
-
-def model_layers(model: nn.Module, recipe, x: torch.Tensor) -> tuple:
-    "(embed, feature layers) of `model`: the recipe's `embed_layer` (as ('output', name)) and `feature_layers`, else the fallbacks."
-    embed, layers = getattr(recipe, 'embed_layer', None), tuple(getattr(recipe, 'feature_layers', ()) or ())
-    if embed is None or not layers:
-        fb_embed, fb_layers = fallback_layers(model, x)
-        embed = ('output', embed) if embed else fb_embed
-        layers = layers or tuple(fb_layers)
-    else:
-        embed = ('output', embed)
-    find_modules(model, [embed[1], *layers])
-    return embed, layers
-
-def pool_features(t: torch.Tensor) -> torch.Tensor:
-    "B×C×h×w → B×C by global average pooling; B×C stays; anything else is flattened to B×(…)."
-    t = t.float()
-    return t.mean((2, 3)) if t.ndim == 4 else t if t.ndim == 2 else t.flatten(1)
 
 # %% ../nbs/80_figures.ipynb #f013
 def predict_with_features(model: nn.Module, ds, recipe, device='cpu', batch_size: int = 64, embed=None) -> dict:
     "`predict`'s dict (scores, maps, labels, masks, …) plus `embed`: N×C penultimate features (`embed`: ('output'|'input', module name))."
     if embed is None:
         embed, _ = model_layers(model, recipe, ds[0]['image'][None].to(device))
-    where, name = embed
-    module = find_modules(model, [name])[name]
-    feats = []
-    if where == 'input':
-        h = module.register_forward_pre_hook(lambda m, i: feats.append(pool_features(_tensor(i)).cpu()))
-    else:
-        h = module.register_forward_hook(lambda m, i, o: feats.append(pool_features(_tensor(o)).cpu()))
-    try:
+    with record_features(model, embed) as feats:
         p = predict(model, ds, recipe, device=device, batch_size=batch_size)
-    finally:
-        h.remove()
     emb = torch.cat(feats).numpy() if feats else np.zeros((0, 0), np.float32)
     if len(emb) != len(ds):
-        raise ForgelocError(f"the embed layer {name!r} ran {len(emb)} times for {len(ds)} frames: name a module that runs once per forward")
-    p['embed'], p['embed_layer'] = emb, f'{where} of {name}' if where == 'input' else name
+        raise ForgelocError(f"the embed layer {embed[1]!r} ran {len(emb)} times for {len(ds)} frames: name a module that runs once per forward")
+    p['embed'], p['embed_layer'] = emb, f'input of {embed[1]}' if embed[0] == 'input' else embed[1]
     return p
 
 # %% ../nbs/80_figures.ipynb #f015
@@ -191,13 +83,15 @@ def tsne_points(features, seed: int = 0, perplexity: float = 30.0, max_points: i
     Y = TSNE(2, perplexity=p, init='pca', learning_rate='auto', random_state=seed).fit_transform(X)
     return Y.astype(np.float32), idx
 
+# %% ../nbs/80_figures.ipynb #f015b
 def neighbour_agreement(coords, classes) -> float:
-    "Fraction of points whose nearest other point (Euclidean) has the same class."
-    c = np.asarray(coords, np.float64); y = np.asarray(classes)
-    d = ((c[:, None] - c[None]) ** 2).sum(-1)
-    np.fill_diagonal(d, np.inf)
-    return float((y[d.argmin(1)] == y).mean())
+    "Fraction of points whose nearest other point (Euclidean, scikit-learn's NearestNeighbors) has the same class."
+    from sklearn.neighbors import NearestNeighbors
+    y = np.asarray(classes)
+    _, nn_idx = NearestNeighbors(n_neighbors=2).fit(np.asarray(coords, np.float64)).kneighbors()
+    return float((y[nn_idx[:, 0]] == y).mean())
 
+# %% ../nbs/80_figures.ipynb #f015c
 def plot_tsne(coords, rows: pd.DataFrame, title: str = ''):
     "Scatter of t-SNE `coords` coloured by dataset/method (`rows`: manifest rows of the points), real ● / fake ✕."
     groups = group_of(rows).to_numpy()
@@ -239,6 +133,7 @@ def pair_frames(rows: pd.DataFrame) -> list[int]:
         raise ForgelocError('no frames to show feature maps of')
     return out
 
+# %% ../nbs/80_figures.ipynb #f019b
 @torch.no_grad()
 def feature_maps(model: nn.Module, ds, idx, layers, device='cpu') -> dict:
     "`{layer: len(idx)×h×w}` channel means of |activation| of `layers` for frames `idx` of `ds`."
@@ -252,11 +147,12 @@ def feature_maps(model: nn.Module, ds, idx, layers, device='cpu') -> dict:
         out[n] = t.abs().mean(1).cpu().numpy()
     return out
 
+# %% ../nbs/80_figures.ipynb #f019c
 def _image(ds, i) -> np.ndarray:
-    "Frame `i` of `ds` as H×W×3 in [0, 1] (the dataset's normalization undone)."
-    mean, std = getattr(ds, 'mean', 0.5), getattr(ds, 'std', 0.5)
-    return (ds[int(i)]['image'] * std + mean).permute(1, 2, 0).numpy().clip(0, 1)
+    "Frame `i` of `ds` as H×W×3 in [0, 1] (`viz.denormalize` with the dataset's mean and std)."
+    return denormalize(ds[int(i)]['image'], getattr(ds, 'mean', 0.5), getattr(ds, 'std', 0.5))
 
+# %% ../nbs/80_figures.ipynb #f019d
 def plot_feature_maps(ds, idx, maps: dict, title: str = ''):
     "Rows = frames `idx` (input, then one map per layer), each column on one colour range."
     layers = list(maps)
@@ -275,8 +171,7 @@ def plot_feature_maps(ds, idx, maps: dict, title: str = ''):
         for r, i in enumerate(idx):
             axes[r, 0].imshow(_image(ds, i))
             axes[r, 0].set_ylabel(str(group_of(rows.iloc[[int(i)]]).iloc[0]).split('/')[-1], fontsize=9)
-        for a in axes.flat:
-            a.set_xticks([]); a.set_yticks([]); a.grid(False)
+        clean_axes(axes)
         axes[0, 0].set_title('input', fontsize=8)
         fig.suptitle(title, fontsize=9)
     return fig
@@ -292,6 +187,7 @@ def mean_maps(maps, groups) -> dict:
     return {'overall': overall, 'means': means, 'counts': {g: int((groups == g).sum()) for g in means},
             'diffs': {g: np.abs(m - overall) for g, m in means.items()}}
 
+# %% ../nbs/80_figures.ipynb #f023b
 def plot_mean_maps(mm: dict, order=None, title: str = ''):
     "Top row: overall mean map, then each group's mean; bottom row: |group mean − overall mean| (one colour range)."
     order = [g for g in (order or mm['means']) if g in mm['means']]
@@ -307,24 +203,15 @@ def plot_mean_maps(mm: dict, order=None, title: str = ''):
             dim = axes[1, k].imshow(mm['diffs'][g], cmap=FEATURE_CMAP, vmin=0, vmax=dmax)
         axes[1, 0].axis('off')
         axes[1, 0].text(0.5, 0.5, '|mean of class\n − mean of all|', ha='center', va='center', fontsize=8, transform=axes[1, 0].transAxes)
-        for a in axes.flat:
-            a.set_xticks([]); a.set_yticks([]); a.grid(False)
+        clean_axes(axes)
         fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, pad=0.01, label='mean map')
         fig.colorbar(dim, ax=axes[1].tolist(), shrink=0.8, pad=0.01, label='|difference|')
         fig.suptitle(title)
     return fig
 
 # %% ../nbs/80_figures.ipynb #f026
-def _noise_sigma(source: str, noise_sigma) -> float:
-    "σ of the residual: the number given, or by the FF++ quality folder named in `source` (as build_masks)."
-    if str(noise_sigma) != 'auto':
-        return check_positive('noise_sigma', noise_sigma, float)
-    parts = Path(str(source)).parts
-    return noise_sigma_for(next((q for q in ('c40', 'c23', 'raw') if q in parts), 'raw'))
-
 def noise_statistics(rows: pd.DataFrame, frames_dir, masks_dir, noise_sigma='auto') -> pd.DataFrame:
     "Per manifest row: group, label, mu = mean |n|, sigma = std n of the noise residual, and whether it came from the label or was computed."
-    import cv2
     frames_dir, masks_dir = Path(frames_dir), Path(masks_dir)
     out = []
     for r, g in zip(rows.itertuples(), group_of(rows)):
@@ -336,12 +223,13 @@ def noise_statistics(rows: pd.DataFrame, frames_dir, masks_dir, noise_sigma='aut
             img = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if img is None:
                 raise ForgelocError(f'cannot read frame {f}')
-            n, how = noise_residual(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), _noise_sigma(getattr(r, 'source', ''), noise_sigma)), 'computed'
+            n, how = noise_residual(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), noise_sigma_of(getattr(r, 'source', ''), noise_sigma)), 'computed'
         out.append({'item': r.item, 'group': g, 'label': int(r.label), 'mu': float(np.abs(n).mean()), 'sigma': float(n.std()), 'from': how})
     if not out:
         raise ForgelocError('noise_statistics: no frames given')
     return pd.DataFrame(out)
 
+# %% ../nbs/80_figures.ipynb #f026b
 def plot_noise_stats(stats: pd.DataFrame, order=None, title: str = 'Noise residual per frame (after Kong et al. Fig. 3)'):
     "Scatter of μ_n (mean |n|) against σ_n (std n), one colour per group, with each group's median as a large marker."
     order = [g for g in (order or list(dict.fromkeys(stats.group))) if g in set(stats.group)]
@@ -362,18 +250,15 @@ def plot_noise_stats(stats: pd.DataFrame, order=None, title: str = 'Noise residu
 # %% ../nbs/80_figures.ipynb #f030
 CURVES = {'roc': ('fpr', 'tpr'), 'pr': ('recall', 'precision')}
 
+# %% ../nbs/80_figures.ipynb #f030b
 def curve_from_scores(labels, scores, kind: str = 'roc') -> pd.DataFrame:
-    "ROC (fpr, tpr) or precision–recall (recall, precision) points of image `scores` against `labels` (scikit-learn)."
-    from sklearn.metrics import precision_recall_curve, roc_curve
-    y, s = np.asarray(labels).astype(int), np.asarray(scores, np.float64)
-    if len(np.unique(y)) < 2:
-        raise ForgelocError(f'a {kind} curve needs real and fake frames; the labels hold only {np.unique(y).tolist()}')
-    if kind == 'roc':
-        fpr, tpr, _ = roc_curve(y, s)
-        return pd.DataFrame({'fpr': fpr, 'tpr': tpr})
-    p, r, _ = precision_recall_curve(y, s)
-    return pd.DataFrame({'recall': r[::-1], 'precision': p[::-1]})
+    "ROC (fpr, tpr) or precision–recall (recall, precision) points of image `scores` against `labels` (`metrics.roc_points` / `pr_points`)."
+    pts = (roc_points if kind == 'roc' else pr_points)(labels, scores)
+    if not pts or len(np.unique(np.asarray(labels).astype(int))) < 2:
+        raise ForgelocError(f'a {kind} curve needs real and fake frames; the labels hold only {np.unique(labels).tolist()}')
+    return pd.DataFrame(pts)[list(CURVES[kind])]
 
+# %% ../nbs/80_figures.ipynb #f030c
 def read_curve(path, kind: str = 'roc') -> pd.DataFrame | None:
     "The curve in CSV `path` if it exists and has the kind's columns, else None."
     path = Path(path)
@@ -383,24 +268,28 @@ def read_curve(path, kind: str = 'roc') -> pd.DataFrame | None:
     x, y = CURVES[kind]
     return df[[x, y]].astype(float) if {x, y} <= set(df.columns) else None
 
+# %% ../nbs/80_figures.ipynb #f030d
 def _ordered(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     "Points along the curve: x ascending; at equal x, ROC by tpr ascending, PR by precision descending (threshold order)."
     x, y = CURVES[kind]
     return df.sort_values([x, y], ascending=[True, kind == 'roc'], kind='stable')
 
+# %% ../nbs/80_figures.ipynb #f030e
 def curve_area(df: pd.DataFrame, kind: str = 'roc') -> float:
-    "ROC: trapezoidal area (AUC); precision–recall: average precision Σ (r_k − r_{k−1}) p_k."
+    "ROC: the area under the points (scikit-learn's `auc`); precision–recall: average precision Σ (r_k − r_{k−1}) p_k, the sum `average_precision_score` takes, from the points."
+    from sklearn.metrics import auc
     x, y = CURVES[kind]
     d = _ordered(df, kind)
     if kind == 'roc':
-        return float(np.trapezoid(d[y], d[x]) if hasattr(np, 'trapezoid') else np.trapz(d[y], d[x]))
+        return float(auc(d[x], d[y]))
     r, p = d[x].to_numpy(), d[y].to_numpy()
     return float(np.sum(np.diff(r, prepend=0.0) * p))
 
+# %% ../nbs/80_figures.ipynb #f030f
 def plot_curves(curves: dict, kind: str = 'roc', prevalence: float | None = None, title: str = ''):
     "One line per model of `curves` ({model: DataFrame}); the area (AUC or AP) in the legend."
     x, y = CURVES[kind]
-    pal = dict(zip(curves, sns.color_palette('colorblind', max(len(curves), 1))))
+    pal = group_colors(curves)
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(4.6, 4.2))
         for m, df in curves.items():
@@ -424,6 +313,7 @@ def plot_curves(curves: dict, kind: str = 'roc', prevalence: float | None = None
 HISTORY_PANELS = (('train_loss', 'training loss'), ('val_loss', 'validation loss'), ('val_auc', 'validation AUC (image)'),
                   ('val_pixel_f1', 'validation pixel F1'))
 
+# %% ../nbs/80_figures.ipynb #f033b
 def read_history(models_dir, model: str) -> pd.DataFrame:
     "The per-epoch history of `model` from `models_dir/<model>/history.json`; missing is an error naming the file."
     p = Path(models_dir) / model / 'history.json'
@@ -434,10 +324,11 @@ def read_history(models_dir, model: str) -> pd.DataFrame:
         raise ForgelocError(f'{p} holds no epochs')
     return h
 
+# %% ../nbs/80_figures.ipynb #f033c
 def plot_training_curves(histories: dict, title: str = 'Training curves (train stage, models/<model>/history.json)'):
     "One panel per history column of `HISTORY_PANELS` present, one line per model; the kept (best) epoch marked."
     panels = [(k, t) for k, t in HISTORY_PANELS if any(k in h for h in histories.values())]
-    pal = dict(zip(histories, sns.color_palette('colorblind', max(len(histories), 1))))
+    pal = group_colors(histories)
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.3), squeeze=False)
         for ax, (k, t) in zip(axes[0], panels):
@@ -460,14 +351,39 @@ def plot_training_curves(histories: dict, title: str = 'Training curves (train s
     return fig
 
 # %% ../nbs/80_figures.ipynb #f036
-def pick_items(rows: pd.DataFrame, n: int, seed: int = 0) -> list[str]:
-    "Up to `n` manifest items covering each dataset/method in turn (group order), drawn with `seed`."
-    rng = np.random.default_rng(seed)
-    rows = rows.drop_duplicates('item').reset_index(drop=True)
-    groups = group_of(rows)
-    pools = [rng.permutation(rows.item[groups == g].to_numpy()).tolist() for g in group_order(rows)]
-    return round_robin(pools, n)
+def round_robin(pools: list[list], n: int) -> list:
+    "Up to `n` items taken from the end of each pool in turn (the pools are consumed): every group is shown before any twice."
+    out = []
+    while len(out) < n and any(pools):
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(pool.pop())
+    return out
 
+# %% ../nbs/80_figures.ipynb #f036a
+def pick_examples(rows: pd.DataFrame, n: int, seed: int = 0) -> list[int]:
+    "Up to `n` row positions of `rows` (a manifest) covering each dataset/method in turn (`group_order`, real first), drawn with `seed`."
+    rng = np.random.default_rng(seed)
+    rows = rows.reset_index(drop=True)
+    groups = group_of(rows) if {'dataset', 'method'} <= set(rows.columns) else pd.Series(['all'] * len(rows))
+    order = group_order(rows) if {'dataset', 'method'} <= set(rows.columns) else ['all']
+    pools = [rng.permutation(np.flatnonzero(groups.to_numpy() == g)).tolist() for g in order]
+    return [int(i) for i in round_robin(pools, n)]
+
+# %% ../nbs/80_figures.ipynb #f036c
+def plot_predictions(ds, pred: dict, idx, threshold: float = 0.5):
+    "One row per index in `idx` (`viz.plot_panel_row`): input, ground truth (the gray map for a gray-map model), predicted map with the image score, overlay."
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(len(idx), 4, figsize=(7.6, 2.0 * len(idx)), squeeze=False)
+        for a, i in zip(axes, idx):
+            r = ds.rows.iloc[i]
+            plot_panel_row(a, _image(ds, i), pred['masks'][i], pred.get('probs', pred['maps'])[i], pred['scores'][i], threshold,
+                           gray=pred['gray'][i] if 'gray' in pred else None)
+            a[0].set_title(f"{r.get('dataset', '')}/{r.get('method', '')}, label {int(pred['labels'][i])}", fontsize=8)
+        fig.tight_layout()
+    return fig
+
+# %% ../nbs/80_figures.ipynb #f036d
 def plot_grid(items, datasets: dict, preds: dict, title: str = 'Input, ground truth and predicted maps (after Zhang et al. Fig. 4, FakeLocator Fig. 1)'):
     "Rows = `items`; columns: input, ground-truth mask, then each model's map ({model: ds}, {model: predict output}) with the GT outline."
     models = list(preds)
@@ -484,29 +400,18 @@ def plot_grid(items, datasets: dict, preds: dict, title: str = 'Input, ground tr
             row = datasets[m0].rows.iloc[i0]
             axes[r, 0].imshow(_image(datasets[m0], i0))
             axes[r, 0].set_ylabel(f"{row['dataset']}\n{row['method']}", fontsize=8)
-            gt = preds[m0]['masks'][i0]
-            axes[r, 1].imshow(gt, cmap='gray', vmin=0, vmax=1)
+            axes[r, 1].imshow(preds[m0]['masks'][i0], cmap=CMAPS['mask'], vmin=0, vmax=1)
             for c, m in enumerate(models, 2):
-                a = axes[r, c]
-                if it not in where[m]:
-                    a.text(0.5, 0.5, 'not tested', ha='center', va='center', fontsize=8, color='0.4', transform=a.transAxes)
-                    a.set_facecolor('0.93')
-                    continue
-                i = where[m][it]
-                if not preds[m].get('localizes', True):
-                    a.text(0.5, 0.5, f"image-level model:\nno map\nscore {preds[m]['scores'][i]:.2f}", ha='center', va='center', fontsize=7,
-                           color='0.3', transform=a.transAxes)
-                    a.set_facecolor('0.93')
-                    continue
-                im = a.imshow(preds[m]['maps'][i], cmap=MAP_CMAP, vmin=0, vmax=1)
-                if preds[m]['masks'][i].any():
-                    a.contour(preds[m]['masks'][i], levels=[0.5], colors='white', linewidths=0.7)
-                a.text(0.03, 0.97, f"{preds[m]['scores'][i]:.2f}", ha='left', va='top', fontsize=7, color='white',
-                       transform=a.transAxes, bbox=dict(facecolor='black', alpha=0.5, pad=1, lw=0))
+                i = where[m].get(it)
+                if i is None:
+                    draw_note(axes[r, c], 'not tested')
+                elif not preds[m].get('localizes', True):
+                    draw_note(axes[r, c], f"image-level model:\nno map\nscore {preds[m]['scores'][i]:.2f}")
+                else:
+                    im = draw_map(axes[r, c], preds[m]['maps'][i], preds[m]['masks'][i], preds[m]['scores'][i])
         for c, t in enumerate(['input', 'ground truth', *models]):
             axes[0, c].set_title(t, fontsize=8)
-        for a in axes.flat:
-            a.set_xticks([]); a.set_yticks([]); a.grid(False)
+        clean_axes(axes)
         if im is not None:
             fig.colorbar(im, ax=axes[:, 2:].ravel().tolist(), shrink=0.5, pad=0.01, label='predicted map (white: GT outline; corner: image score)')
         fig.suptitle(title)
@@ -515,6 +420,7 @@ def plot_grid(items, datasets: dict, preds: dict, title: str = 'Input, ground tr
 # %% ../nbs/80_figures.ipynb #f038
 FIGURE_FILES = ('tsne', 'feature_maps', 'mean_maps', 'noise_stats.png', 'roc.png', 'pr.png', 'training_curves.png', 'grid.png')
 
+# %% ../nbs/80_figures.ipynb #f038b
 def parse_layers(text: str, models) -> dict:
     "`figures.layers`: 'recipe' (each recipe's feature_layers) or 'model:name,name;model:name' → {model: [names]}."
     text = str(text or '').strip()
@@ -531,74 +437,78 @@ def parse_layers(text: str, models) -> dict:
         out[m] = [n.strip() for n in names.split(',') if n.strip()]
     return out
 
+# %% ../nbs/80_figures.ipynb #f038c
+def model_figures(m: str, net, ckpt: dict, frames_dir, masks_dir, out_dir, layers=(), seed: int = 0, perplexity: float = 30.0,
+                  max_points: int = 500, device='cpu', batch_size: int = 64, dpi: int = 80) -> tuple:
+    "(dataset, predictions, paths, data) of one trained model (key `m`): its t-SNE, feature-map and mean-map figures under `out_dir`."
+    cfg = ckpt['cfg']
+    recipe = get_recipe(cfg['model'])
+    try:
+        ds = recipe_datasets(cfg, frames_dir, masks_dir, splits=('test',))['test']
+    except ForgelocError as e:
+        raise ForgelocError(f'figures of {m}: {e}') from None
+    embed, flayers = model_layers(net, recipe, ds[0]['image'][None].to(device))
+    flayers = tuple(layers or flayers)
+    find_modules(net, flayers)
+    p = predict_with_features(net, ds, recipe, device, batch_size, embed)
+    rows, groups = ds.rows, group_of(ds.rows).to_numpy()
+    coords, idx = tsne_points(p['embed'], seed, perplexity, max_points)
+    paths = {f'tsne/{m}': save_figure(plot_tsne(coords, rows.iloc[idx].reset_index(drop=True),
+                                                f"{m}: t-SNE of the penultimate features ({p['embed_layer']}, {p['embed'].shape[1]}-d) (after Kong et al. Fig. 6)"),
+                                      Path(out_dir) / 'tsne' / f'{m}.png', dpi)}
+    pidx = pair_frames(rows)
+    fm = feature_maps(net, ds, pidx, flayers, device)
+    paths[f'feature_maps/{m}'] = save_figure(plot_feature_maps(ds, pidx, fm, f'{m}: mean |activation| of chosen layers, a real frame and fakes made from it (after Kong et al. Fig. 7)'),
+                                             Path(out_dir) / 'feature_maps' / f'{m}.png', dpi)
+    p['localizes'] = bool(getattr(recipe, 'localizes', True))
+    mm = mean_maps(p['maps'], groups) if p['localizes'] else None      # an image-level model's map is a placeholder
+    if mm is not None:
+        paths[f'mean_maps/{m}'] = save_figure(plot_mean_maps(mm, group_order(rows), f'{m}: mean predicted map per class and |difference| to the mean of all (after Kong et al. Fig. 5)'),
+                                              Path(out_dir) / 'mean_maps' / f'{m}.png', dpi)
+    data = {'n_frames': len(ds), 'embed_shape': p['embed'].shape, 'embed_layer': p['embed_layer'], 'tsne': coords, 'tsne_rows': idx,
+            'groups': groups, 'pairs': pidx, 'feature_layers': flayers, 'feature_shapes': {k: v.shape for k, v in fm.items()}, 'mean_maps': mm}
+    return ds, p, paths, data
+
+# %% ../nbs/80_figures.ipynb #f038d
+def shared_figures(dss: dict, preds: dict, frames_dir, masks_dir, out_dir, models_dir='models', plots_dir='plots', seed: int = 0,
+                   n_grid: int = 7, noise_sigma='auto', dpi: int = 80) -> tuple:
+    "(paths, data) of the figures over every model at once: noise statistics, ROC and PR curves, training curves, the cross-model grid."
+    models, out_dir = list(preds), Path(out_dir)
+    all_rows = pd.concat([dss[m].rows for m in models]).drop_duplicates('item').reset_index(drop=True)    # the union of the test frames
+    stats = noise_statistics(all_rows, frames_dir, masks_dir, noise_sigma)
+    paths, data = {'noise_stats': save_figure(plot_noise_stats(stats, group_order(all_rows)), out_dir / 'noise_stats.png', dpi)}, {'noise': stats, 'curves': {}}
+    for kind in CURVES:
+        curves = {m: read_curve(Path(plots_dir) / kind / f'{m}.csv', kind) for m in models}
+        data['curves'][kind] = {m: 'csv' if c is not None else 'predictions' for m, c in curves.items()}
+        curves = {m: c if c is not None else curve_from_scores(preds[m]['labels'], preds[m]['scores'], kind) for m, c in curves.items()}
+        prev = float(np.mean(np.concatenate([preds[m]['labels'] for m in models])))
+        paths[kind] = save_figure(plot_curves(curves, kind, prev if kind == 'pr' else None), out_dir / f'{kind}.png', dpi)
+    hist = {m: read_history(models_dir, m) for m in models}
+    paths['training_curves'] = save_figure(plot_training_curves(hist), out_dir / 'training_curves.png', dpi)
+    data['grid_items'] = all_rows.item.iloc[pick_examples(all_rows, check_positive('figures.n_grid', n_grid), seed)].tolist()
+    paths['grid'] = save_figure(plot_grid(data['grid_items'], dss, preds), out_dir / 'grid.png', dpi)
+    return paths, data
+
+# %% ../nbs/80_figures.ipynb #f038e
 def make_figures(models, frames_dir, masks_dir, out_dir, models_dir='models', plots_dir='plots', seed: int = 0,
                  perplexity: float = 30.0, max_points: int = 500, n_grid: int = 7, layers=None, noise_sigma='auto',
                  device='cpu', batch_size: int = 64, dpi: int = 80, progress: bool = False) -> dict:
     "Write every figure of this notebook for `models` (keys with `models_dir/<key>/best.pt`); returns dict(paths, data)."
-    models = list(models)
+    models, models_dir, layers = list(models), Path(models_dir), layers or {}
     if not models:
         raise ForgelocError('no models to draw figures of: `figures.models` / `train.models` is empty')
-    frames_dir, masks_dir, out_dir = Path(frames_dir), Path(masks_dir), Path(out_dir)
-    models_dir, plots_dir = Path(models_dir), Path(plots_dir)
-    layers = layers or {}
     for m in models:                                            # every checkpoint exists before any work starts
         if not (models_dir / m / 'best.pt').exists():
             raise ForgelocError(f"{models_dir / m / 'best.pt'} not found: train model {m!r} first (dvc repro runs its train stage)")
     paths, data, dss, preds = {}, {'models': {}}, {}, {}
     for m in models:
         net, ckpt = load_checkpoint(models_dir / m / 'best.pt', device)
-        cfg = ckpt['cfg']
-        if cfg['model'] != m:
-            warnings.warn(f"{models_dir / m / 'best.pt'} holds model {cfg['model']!r} (key {m!r}); its recipe is used")
-        recipe = get_recipe(cfg['model'])
-        try:
-            ds = recipe_datasets(cfg, frames_dir, masks_dir, splits=('test',))['test']
-        except ForgelocError as e:
-            raise ForgelocError(f'figures of {m}: {e}') from None
-        x0 = ds[0]['image'][None].to(device)
-        embed, flayers = model_layers(net, recipe, x0)
-        flayers = tuple(layers.get(m) or flayers)
-        find_modules(net, flayers)
-        p = predict_with_features(net, ds, recipe, device, batch_size, embed)
-        rows, groups = ds.rows, group_of(ds.rows).to_numpy()
-        order = group_order(rows)
-        coords, idx = tsne_points(p['embed'], seed, perplexity, max_points)
-        paths[f'tsne/{m}'] = save_figure(plot_tsne(coords, rows.iloc[idx].reset_index(drop=True),
-                                                   f"{m}: t-SNE of the penultimate features ({p['embed_layer']}, {p['embed'].shape[1]}-d) (after Kong et al. Fig. 6)"),
-                                         out_dir / 'tsne' / f'{m}.png', dpi)
-        pidx = pair_frames(rows)
-        fm = feature_maps(net, ds, pidx, flayers, device)
-        paths[f'feature_maps/{m}'] = save_figure(plot_feature_maps(ds, pidx, fm, f'{m}: mean |activation| of chosen layers, a real frame and fakes made from it (after Kong et al. Fig. 7)'),
-                                                 out_dir / 'feature_maps' / f'{m}.png', dpi)
-        p['localizes'] = bool(getattr(recipe, 'localizes', True))
-        mm = mean_maps(p['maps'], groups) if p['localizes'] else None      # an image-level model's map is a placeholder
-        if mm is not None:
-            paths[f'mean_maps/{m}'] = save_figure(plot_mean_maps(mm, order, f'{m}: mean predicted map per class and |difference| to the mean of all (after Kong et al. Fig. 5)'),
-                                                  out_dir / 'mean_maps' / f'{m}.png', dpi)
-        dss[m], preds[m] = ds, p
-        data['models'][m] = {'n_frames': len(ds), 'embed_shape': p['embed'].shape, 'embed_layer': p['embed_layer'], 'tsne': coords,
-                             'tsne_rows': idx, 'groups': groups, 'pairs': pidx, 'feature_layers': flayers,
-                             'feature_shapes': {k: v.shape for k, v in fm.items()}, 'mean_maps': mm}
+        if ckpt['cfg']['model'] != m:
+            warnings.warn(f"{models_dir / m / 'best.pt'} holds model {ckpt['cfg']['model']!r} (key {m!r}); its recipe is used")
+        dss[m], preds[m], p, data['models'][m] = model_figures(m, net, ckpt, frames_dir, masks_dir, out_dir, layers.get(m), seed,
+                                                               perplexity, max_points, device, batch_size, dpi)
+        paths.update(p)
         del net
-    # shared figures: the union of the models' test frames
-    all_rows = pd.concat([dss[m].rows for m in models]).drop_duplicates('item').reset_index(drop=True)
-    order = group_order(all_rows)
-    stats = noise_statistics(all_rows, frames_dir, masks_dir, noise_sigma)
-    data['noise'] = stats
-    paths['noise_stats'] = save_figure(plot_noise_stats(stats, order), out_dir / 'noise_stats.png', dpi)
-    data['curves'] = {}
-    for kind in CURVES:
-        curves, source = {}, {}
-        for m in models:
-            c = read_curve(plots_dir / kind / f'{m}.csv', kind)
-            source[m] = 'csv' if c is not None else 'predictions'
-            curves[m] = c if c is not None else curve_from_scores(preds[m]['labels'], preds[m]['scores'], kind)
-        prev = float(np.mean(np.concatenate([preds[m]['labels'] for m in models])))
-        data['curves'][kind] = source
-        paths[kind] = save_figure(plot_curves(curves, kind, prev if kind == 'pr' else None), out_dir / f'{kind}.png', dpi)
-    hist = {m: read_history(models_dir, m) for m in models}
-    paths['training_curves'] = save_figure(plot_training_curves(hist), out_dir / 'training_curves.png', dpi)
-    items = pick_items(all_rows, check_positive('figures.n_grid', n_grid), seed)
-    data['grid_items'] = items
-    paths['grid'] = save_figure(plot_grid(items, dss, preds), out_dir / 'grid.png', dpi)
+    p, d = shared_figures(dss, preds, frames_dir, masks_dir, out_dir, models_dir, plots_dir, seed, n_grid, noise_sigma, dpi)
+    paths.update(p); data.update(d)
     return {'paths': paths, 'data': data}

@@ -18,8 +18,8 @@ from ..core import ForgelocError, check_choice, check_positive
 # %% auto #0
 __all__ = ['FACE_PARTS', 'FACE_REGION_PARTS', 'NOISE_SIGMA', 'LABEL_SUFFIX', 'MASK_KINDS', 'zeros_mask', 'ones_mask',
            'check_landmarks', 'hull_mask', 'face_part_masks', 'fakeness_map', 'binarize_fakeness',
-           'local_signal_variance', 'wavelet_denoise', 'noise_residual', 'noise_sigma_for', 'landmarks_to_crop',
-           'write_label', 'read_label', 'check_mask_kind']
+           'local_signal_variance', 'wavelet_denoise', 'noise_residual', 'noise_sigma_for', 'noise_sigma_of',
+           'landmarks_to_crop', 'write_label', 'read_label', 'check_mask_kind']
 
 # %% ../../nbs/15_data.labels.ipynb #c007
 def _hw(shape) -> tuple[int, int]:
@@ -148,6 +148,17 @@ NOISE_SIGMA = {'raw': 5.0, 'c23': 5.0, 'c40': 10.0}
 def noise_sigma_for(compression: str) -> float:
     "σ of the noise label for an FF++ `compression` level ('raw', 'c23', 'c40'), after Kong et al. Sec. IV-A-3."
     return NOISE_SIGMA[check_choice('compression', compression, NOISE_SIGMA)]
+
+# %% ../../nbs/15_data.labels.ipynb #c041a
+def noise_sigma_of(source, noise_sigma='auto') -> float:
+    "σ of the noise label of a frame from `source` (a path): the number given, or `auto`: by the FF++ quality folder in its path (`raw` for images)."
+    if str(noise_sigma) != 'auto':
+        try:
+            return float(noise_sigma)
+        except ValueError:
+            raise ForgelocError(f"parameter `build_masks.noise_sigma` must be 'auto' or a number, got {noise_sigma!r}") from None
+    parts = Path(str(source)).parts
+    return noise_sigma_for(next((q for q in ('c40', 'c23', 'raw') if q in parts), 'raw'))
 
 # %% ../../nbs/15_data.labels.ipynb #c047
 def landmarks_to_crop(landmarks, box, size: int) -> np.ndarray:
