@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import ForgelocError
+from ..core import ForgelocError, check_choice
 from ..losses import dice_loss
 from .layers import (BayarConv, rgb_to_gray, resnet_encoder, conv_bn_relu, seg_cls_score_and_map,
                                     count_params)
@@ -20,9 +20,14 @@ __all__ = ['MVSS_CPU_ARCH', 'MVSS_CPU_TRAIN', 'SobelGate', 'ERB', 'EdgeBranch', 
            'MVSSNet', 'edge_band', 'MVSSLoss', 'mvss']
 
 # %% ../../nbs/24_models.mvss.ipynb #c005
+def _sqrt0(u: torch.Tensor) -> torch.Tensor:
+    "√u (u ≥ 0) with gradient 0 where u = 0 (torch.sqrt's is ∞ there, NaN after the chain rule); the forward value is exact."
+    pos = u > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, u, torch.ones_like(u))), torch.zeros_like(u))
+
 class SobelGate(nn.Module):
-    "MVSS-Net's Sobel layer. `forward(B×C×H×W)` → sigmoid(√(BN(Sx∗x)² + BN(Sy∗x)²)) ⊙ x, B×C×H×W."
-    def __init__(self, channels: int, eps: float = 1e-8):
+    "MVSS-Net's Sobel layer. `forward(B×C×H×W)` → sigmoid(√(BN(Sx∗x)² + BN(Sy∗x)² + eps)) ⊙ x, B×C×H×W (eps 0: the authors')."
+    def __init__(self, channels: int, eps: float = 0.0):
         super().__init__()
         kx = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
         self.register_buffer('kx', kx.expand(1, channels, 3, 3).clone(), persistent=False)
@@ -32,7 +37,8 @@ class SobelGate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gx = self.bn_x(F.conv2d(x, self.kx.to(x.dtype), padding=1))
         gy = self.bn_y(F.conv2d(x, self.ky.to(x.dtype), padding=1))
-        return torch.sigmoid(torch.sqrt(gx * gx + gy * gy + self.eps)) * x
+        u = torch.pow(gx, 2) + torch.pow(gy, 2)
+        return torch.sigmoid(_sqrt0(u + self.eps) if self.eps else _sqrt0(u)) * x
 
 # %% ../../nbs/24_models.mvss.ipynb #c008
 class ERB(nn.Module):
@@ -115,10 +121,11 @@ class DAHead(nn.Module):
 
 # %% ../../nbs/24_models.mvss.ipynb #c021
 class MVSSNet(nn.Module):
-    "MVSS-Net. `forward(x: B×3×S×S)` → dict(seg=B×1×S×S logits, cls=B×1 max seg logit, edge=B×1×S/4×S/4 logits)."
+    "MVSS-Net. `forward(x: B×3×S×S RGB)` → dict(seg=B×1×S×S logits, cls=B×1 max seg logit, edge=B×1×S/4×S/4 logits); `input_order='bgr'` feeds the RGB stream B, G, R."
     def __init__(self, backbone: str = 'resnet50', width: float = 1.0, deep_stem: bool = False,
-                 dilations=(1, 2, 4), dropout: float = 0.1):
+                 dilations=(1, 2, 4), dropout: float = 0.1, input_order: str = 'rgb'):
         super().__init__()
+        self.input_order = check_choice('input_order', input_order, ['rgb', 'bgr'])
         dil = tuple(dilations) if dilations else None
         self.rgb_encoder = resnet_encoder(backbone, width=width, deep_stem=deep_stem, dilations=dil)
         self.bayar = BayarConv(1, 3, 5)
@@ -128,7 +135,7 @@ class MVSSNet(nn.Module):
         self.head = DAHead(2 * ch[3], 1, dropout)
 
     def forward(self, x: torch.Tensor) -> dict:
-        c = self.rgb_encoder(x)
+        c = self.rgb_encoder(x.flip(1) if self.input_order == 'bgr' else x)
         edge = self.esb(c)
         n4 = self.noise_encoder(self.bayar(rgb_to_gray(x)))[-1]
         seg = F.interpolate(self.head(torch.cat([c[3], n4], 1)), size=x.shape[-2:], mode='bilinear', align_corners=True)
@@ -162,9 +169,9 @@ class MVSSLoss(nn.Module):
 
 # %% ../../nbs/24_models.mvss.ipynb #c033
 def mvss(backbone: str = 'resnet50', width: float = 1.0, deep_stem: bool = False, dilations=(1, 2, 4),
-         dropout: float = 0.1) -> MVSSNet:
+         dropout: float = 0.1, input_order: str = 'rgb') -> MVSSNet:
     "MVSS-Net: ESB (Sobel + ERB) on an RGB ResNet, BayarConv NSB, dual-attention fusion, GMP image score."
-    return MVSSNet(backbone, width, deep_stem, dilations, dropout)
+    return MVSSNet(backbone, width, deep_stem, dilations, dropout, input_order)
 
 # %% ../../nbs/24_models.mvss.ipynb #c037
 MVSS_CPU_ARCH = dict(backbone='resnet10', width=0.25)

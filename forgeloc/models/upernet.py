@@ -9,26 +9,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import ForgelocError
+from ..core import ForgelocError, check_choice
 from ..losses import dice_loss
 from .layers import (BayarConv, rgb_to_gray, resnet_encoder, conv_bn_relu, seg_cls_score_and_map,
-                                    count_params)
+                                    count_params, prroi_pool)
 
 # %% auto #0
-__all__ = ['CPU_ARCH', 'PAPER_TRAIN', 'CPU_TRAIN', 'PPM', 'FPN', 'UPerNet', 'UPerNetLoss', 'upernet_bayar', 'upernet']
+__all__ = ['PAPER_ARCH', 'CPU_ARCH', 'PAPER_TRAIN', 'CPU_TRAIN', 'PPM', 'FPN', 'UPerNet', 'UPerNetLoss', 'upernet_bayar',
+           'upernet']
 
 # %% ../../nbs/23_models.upernet.ipynb #c005
 class PPM(nn.Module):
-    "Pyramid pooling on C5. `forward(B×c_in×h×w)` → B×out×h×w (UPerNet's `ppm` + `ppm_last_conv`)."
-    def __init__(self, c_in: int, branch: int = 512, out: int = 256, scales=(1, 2, 3, 6)):
+    "Pyramid pooling on C5. `forward(B×c_in×h×w)` → B×out×h×w (UPerNet's `ppm` + `ppm_last_conv`); `pool`: 'prroi' (the authors') or 'avg'."
+    def __init__(self, c_in: int, branch: int = 512, out: int = 256, scales=(1, 2, 3, 6), pool: str = 'prroi'):
         super().__init__()
-        self.scales = tuple(scales)
+        self.scales, self.pool = tuple(scales), check_choice('ppm_pool', pool, ['prroi', 'avg'])
         self.branches = nn.ModuleList(conv_bn_relu(c_in, branch, 1) for _ in self.scales)
         self.last = conv_bn_relu(c_in + len(self.scales) * branch, out, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
-        pooled = [conv(F.interpolate(F.adaptive_avg_pool2d(x, s), size=size, mode='bilinear', align_corners=False))
+        pool = prroi_pool if self.pool == 'prroi' else F.adaptive_avg_pool2d
+        pooled = [conv(F.interpolate(pool(x, s), size=size, mode='bilinear', align_corners=False))
                   for s, conv in zip(self.scales, self.branches)]
         return self.last(torch.cat([x, *pooled], 1))
 
@@ -51,8 +53,8 @@ class FPN(nn.Module):
 # %% ../../nbs/23_models.upernet.ipynb #c011
 class UPerNet(nn.Module):
     "Zhang et al.'s UPerNet. `forward(x: B×3×S×S in [0, 1])` → dict(seg=B×1×S×S mask logits, cls=B×1 image logit)."
-    def __init__(self, backbone: str = 'resnet50', bayar: bool = True, width: float = 1.0, deep_stem: bool = False,
-                 fpn_channels: int = 256, ppm_channels: int = 512, ppm_scales=(1, 2, 3, 6)):
+    def __init__(self, backbone: str = 'resnet50', bayar: bool = True, width: float = 1.0, deep_stem: bool = True,
+                 fpn_channels: int = 256, ppm_channels: int = 512, ppm_scales=(1, 2, 3, 6), ppm_pool: str = 'prroi'):
         super().__init__()
         self.rgb_encoder = resnet_encoder(backbone, width=width, deep_stem=deep_stem)
         ch = self.rgb_encoder.channels
@@ -62,7 +64,7 @@ class UPerNet(nn.Module):
             self.fuse = nn.ModuleList(nn.Conv2d(2 * c, c, 3, padding=1, bias=True) for c in ch)
         else:
             self.bayar = self.noise_encoder = self.fuse = None
-        self.ppm = PPM(ch[3], ppm_channels, fpn_channels, ppm_scales)
+        self.ppm = PPM(ch[3], ppm_channels, fpn_channels, ppm_scales, ppm_pool)
         self.det_head = nn.Sequential(conv_bn_relu(fpn_channels, fpn_channels, 3), nn.AdaptiveAvgPool2d(1),
                                       nn.Conv2d(fpn_channels, 1, 1))
         self.fpn = FPN(ch[:3], fpn_channels)
@@ -100,19 +102,20 @@ class UPerNetLoss(nn.Module):
         return {'loss': self.w_cls * b + self.w_seg * d, 'cls': b, 'seg': d}
 
 # %% ../../nbs/23_models.upernet.ipynb #c019
-def upernet_bayar(backbone: str = 'resnet50', width: float = 1.0, deep_stem: bool = False, fpn_channels: int = 256,
-                  ppm_channels: int = 512) -> UPerNet:
+def upernet_bayar(backbone: str = 'resnet50', width: float = 1.0, deep_stem: bool = True, fpn_channels: int = 256,
+                  ppm_channels: int = 512, ppm_pool: str = 'prroi') -> UPerNet:
     "Zhang et al.'s network (Fig. 2): RGB + BayarConv streams, per-level fusion, PPM + detection head, FPN + localization head."
-    return UPerNet(backbone, True, width, deep_stem, fpn_channels, ppm_channels)
+    return UPerNet(backbone, True, width, deep_stem, fpn_channels, ppm_channels, ppm_pool=ppm_pool)
 
 # %% ../../nbs/23_models.upernet.ipynb #c020
-def upernet(backbone: str = 'resnet50', width: float = 1.0, deep_stem: bool = False, fpn_channels: int = 256,
-            ppm_channels: int = 512) -> UPerNet:
+def upernet(backbone: str = 'resnet50', width: float = 1.0, deep_stem: bool = True, fpn_channels: int = 256,
+            ppm_channels: int = 512, ppm_pool: str = 'prroi') -> UPerNet:
     "Zhang et al.'s network without the BayarConv stream (Table III, 'Ours w/o BayerConv'): RGB stream only, no fusion convs."
-    return UPerNet(backbone, False, width, deep_stem, fpn_channels, ppm_channels)
+    return UPerNet(backbone, False, width, deep_stem, fpn_channels, ppm_channels, ppm_pool=ppm_pool)
 
 # %% ../../nbs/23_models.upernet.ipynb #c025
-CPU_ARCH = dict(backbone='resnet10', width=0.25, fpn_channels=64, ppm_channels=64)
+PAPER_ARCH = dict(backbone='resnet50', deep_stem=True, ppm_pool='prroi')    # the authors' models/upernet.py, models/resnet.py
+CPU_ARCH = dict(backbone='resnet10', width=0.25, fpn_channels=64, ppm_channels=64, deep_stem=False, ppm_pool='prroi')   # 7×7 stem: torchvision/timm files fit
 PAPER_TRAIN = dict(size=512, epochs=50, batch_size=32, optimizer='adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0,
                    schedule='plateau', plateau_factor=0.1, plateau_patience=5, monitor='val_loss')
 CPU_TRAIN = dict(size=128, epochs=12, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0,
@@ -125,7 +128,7 @@ for _name, _build, _bb in (('upernet_bayar', upernet_bayar, ('rgb_encoder', 'noi
                            ('upernet', upernet, ('rgb_encoder',))):
     register(Recipe(_name, build=_build, loss=UPerNetLoss, score_and_map=seg_cls_score_and_map, labels=('binary',),
                     mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), backbones=_bb,
-                    presets={'paper': {**PAPER_TRAIN, 'backbone': 'resnet50'}, 'cpu': {**CPU_TRAIN, **CPU_ARCH}},
+                    presets={'paper': {**PAPER_TRAIN, **PAPER_ARCH}, 'cpu': {**CPU_TRAIN, **CPU_ARCH}},
                     paper='Zhang et al. 2022, Sec. II-A, II-B, III, Fig. 2, Table III',
                     embed_layer='det_head.0',      # GAP'd: the detection head's input to its last 1×1 conv (figures: t-SNE)
                     feature_layers=(*(f'{b}.layer1' for b in _bb), 'rgb_encoder.layer3', 'ppm')))
