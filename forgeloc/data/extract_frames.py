@@ -43,6 +43,35 @@ MANIFEST_COLS = ['item', 'dataset', 'source', 'frame', 'label', 'method', 'split
                  'crop', 'x0', 'y0', 'x1', 'y1', 'src_h', 'src_w', 'landmarks', 'sha1']
 CROPS = ('none', 'box', 'fcn')
 
+def _extract_config(policy, frames_per_real, frames_per_fake, every_k, frames_train, frames_eval, real_factor_train,
+                    crop, box_scale, fcn_scale, crop_size, image_size, landmarks, split_unit, ffpp_methods,
+                    nist16_nontarget, detect_every, detect_size, detect_near, workers) -> dict:
+    "Check the stage's parameters (a `ForgelocError` naming the bad one); returns the sampling and crop config of `summary.json`."
+    check_choice('extract_frames.policy', policy, POLICIES)
+    check_choice('extract_frames.crop', crop, CROPS)
+    check_choice('extract_frames.split_unit', split_unit, ('video', 'frame'))
+    for name, v in (('frames_per_real', frames_per_real), ('frames_per_fake', frames_per_fake), ('every_k', every_k),
+                    ('frames_train', frames_train), ('frames_eval', frames_eval), ('real_factor_train', real_factor_train),
+                    ('crop_size', crop_size), ('image_size', image_size), ('detect_every', detect_every)):
+        check_positive(f'extract_frames.{name}', v)
+    for name, v in (('detect_size', detect_size), ('workers', workers)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+            raise ForgelocError(f'parameter `extract_frames.{name}` must be a whole number ≥ 0, got {v!r}')
+    for name, v in (('box_scale', box_scale), ('fcn_scale', fcn_scale)):
+        check_positive(f'extract_frames.{name}', v, float)
+    if isinstance(detect_near, bool) or not isinstance(detect_near, (int, float)) or detect_near < 0:
+        raise ForgelocError(f'parameter `extract_frames.detect_near` must be a number ≥ 0 (0: off), got {detect_near!r}')
+    for name, v in (('landmarks', landmarks), ('nist16_nontarget', nist16_nontarget)):
+        if not isinstance(v, bool):
+            raise ForgelocError(f'parameter `extract_frames.{name}` must be true or false, got {v!r}')
+    ffpp_methods = parse_list('extract_frames.ffpp_methods', ffpp_methods, FFPP_ALL_METHODS)
+    return dict(policy=policy, frames_per_real=frames_per_real, frames_per_fake=frames_per_fake, every_k=every_k,
+                frames_train=frames_train, frames_eval=frames_eval, real_factor_train=real_factor_train, crop=crop,
+                box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size, landmarks=landmarks or crop == 'fcn',
+                split_unit=split_unit, ffpp_methods=','.join(ffpp_methods), nist16_nontarget=nist16_nontarget,
+                detect_every=detect_every, detect_size=detect_size, detect_near=float(detect_near))
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n002
 def find_datasets(raw_dir) -> dict:
     "The datasets present in `raw_dir`: {'ffpp': path, 'casia2': path, ...}; an error when there are none."
     raw = Path(raw_dir)
@@ -57,11 +86,7 @@ def find_datasets(raw_dir) -> dict:
         raise ForgelocError(f'raw-data directory {raw} holds no known dataset (expected one of {known})')
     return found
 
-# %% ../../nbs/18_data.extract_frames.ipynb #c042
-def _rel(p, root):
-    try: return str(Path(p).relative_to(root))
-    except ValueError: return str(p)
-
+# %% ../../nbs/18_data.extract_frames.ipynb #n005
 def frame_count_for(video: dict, cfg: dict) -> int:
     "How many frames to take from `video` under the sampling policy in `cfg`."
     if cfg['policy'] == 'fixed':
@@ -71,6 +96,7 @@ def frame_count_for(video: dict, cfg: dict) -> int:
         return n * (cfg['real_factor_train'] if video['split'] == 'train' and video['label'] == 0 else 1)
     return 0  # every_k takes no count
 
+# %% ../../nbs/18_data.extract_frames.ipynb #n008
 def _crop_box(f, box, l68, cfg):
     "Crop box of frame `f` under cfg['crop'] from its tracked face `box` and 68 landmarks `l68`, or None (no face)."
     if cfg['crop'] == 'none':
@@ -81,6 +107,7 @@ def _crop_box(f, box, l68, cfg):
         return square_box(box, cfg['box_scale'])
     return fcn_crop_box(box, five_landmarks(l68), cfg['fcn_scale'])
 
+# %% ../../nbs/18_data.extract_frames.ipynb #n011
 _DETECTORS = {}     # one detector per process and kind, built on first use (a worker builds its own)
 
 def _detector(kind):
@@ -89,6 +116,7 @@ def _detector(kind):
         _DETECTORS[kind] = None if kind is None else LandmarkDetector() if kind == 'dlib' else FaceDetector()
     return _DETECTORS[kind]
 
+# %% ../../nbs/18_data.extract_frames.ipynb #n014
 def _extract_video(task):
     "One video's sampled frames `idx` → (manifest rows, skipped rows, error message or None); runs in a worker."
     v, idx, out, raw, cfg = task
@@ -115,6 +143,45 @@ def _extract_video(task):
         return [], [{'source': _rel(v['path'], raw), 'frame': -1, 'reason': str(e)}], str(e)
     return rows, skipped, None
 
+def _rel(p, root):
+    try: return str(Path(p).relative_to(root))
+    except ValueError: return str(p)
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n017
+def _ffpp_tasks(ffpp_root, raw, out, cfg, compression, seed, rng, kind):
+    "The FF++ videos' plan (in listing order: a task, a skip row or an error) and the tasks for the workers."
+    videos = list_ffpp_videos(ffpp_root, compression, seed, cfg['ffpp_methods'])
+    plan, tasks = [], []
+    for v in videos:
+        if v['split'] is None:
+            plan.append(('skip', {'source': _rel(v['path'], raw), 'frame': -1, 'reason': 'video in no split file'})); continue
+        try:
+            n = video_info(v['path'])['n_frames']
+            idx = sample_frame_indices(n, cfg['policy'], frame_count_for(v, cfg), cfg['every_k'], rng)
+        except ForgelocError as e:
+            plan.append(('error', str(e), v)); continue
+        plan.append(('task', len(tasks), v)); tasks.append((v, idx, out, raw, {**cfg, 'detector': kind}))
+    return plan, tasks
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n020
+def _ffpp_rows(plan, done, raw, seed, per_frame):
+    "Merge the workers' results `done` in `plan` order → (manifest rows, skipped rows); an error of a video is also warned."
+    rows, skipped = [], []
+    for p in plan:
+        if p[0] == 'skip':
+            skipped.append(p[1]); continue
+        if p[0] == 'error':
+            r, s, err = [], [{'source': _rel(p[2]['path'], raw), 'frame': -1, 'reason': p[1]}], p[1]
+        else:
+            r, s, err = done[p[1]]
+        if err:
+            warnings.warn(err)
+        for row in r if per_frame else []:
+            row['split'] = seeded_split(row['item'], seed, (6, 2, 2) if p[2]['label'] == 0 else (5, 2, 3))
+        rows += r; skipped += s
+    return rows, skipped
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n023
 def _extract_image(r, out, raw, image_size):
     "One image of a shallowfake dataset (a `data.shallowfake` record) → manifest row."
     img = read_image(r['path'])
@@ -125,6 +192,35 @@ def _extract_image(r, out, raw, image_size):
             'method': r['method'], 'split': r['split'], 'mask_source': _rel(r['mask_path'], raw) if r['mask_path'] else '',
             'pair_source': '', 'polarity': r['polarity'], 'crop': 'none', 'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0],
             'src_h': img.shape[0], 'src_w': img.shape[1], 'landmarks': '', 'sha1': sha}
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n025
+def _image_rows(found, raw, out, image_size, nist16_nontarget, seed, progress):
+    "The images of every shallowfake dataset in `found` → (manifest rows, skipped rows)."
+    rows, skipped = [], []
+    for name, root in found.items():
+        if name == 'ffpp':
+            continue
+        records = SHALLOWFAKE_DATASETS[name][1](root, seed, **({'nontarget': nist16_nontarget} if name == 'nist16' else {}))
+        for r in tqdm(records, desc=f'extract_frames: {name}', disable=not progress):
+            if r['skip_reason']:
+                skipped.append({'source': _rel(r['path'], raw), 'frame': -1, 'reason': r['skip_reason']}); continue
+            try:
+                rows.append(_extract_image(r, out, raw, image_size))
+            except ForgelocError as e:
+                warnings.warn(str(e)); skipped.append({'source': _rel(r['path'], raw), 'frame': -1, 'reason': str(e)})
+    return rows, skipped
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n028
+def _write_outputs(out, rows, skipped, cfg) -> pd.DataFrame:
+    "Write `manifest.csv`, `skipped.csv` and `summary.json` into `out`; returns the manifest."
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLS)
+    manifest.to_csv(out / 'manifest.csv', index=False)
+    pd.DataFrame(skipped, columns=['source', 'frame', 'reason']).to_csv(out / 'skipped.csv', index=False)
+    summary = {'n_frames': len(manifest), 'n_skipped': len(skipped), 'config': cfg,
+               'by_split_label': {f'{s}/{l}': int(n) for (s, l), n in manifest.groupby(['split', 'label']).size().items()},
+               'skipped_by_reason': pd.DataFrame(skipped, columns=['reason']).reason.str.split(':').str[0].value_counts().to_dict()}
+    (out / 'summary.json').write_text(json.dumps(summary, indent=2))
+    return manifest
 
 # %% ../../nbs/18_data.extract_frames.ipynb #c043
 def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int = 7, frames_per_fake: int = 2,
@@ -145,29 +241,9 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
     1 = every frame) on a copy of shorter side ≤ `detect_size` px (0 = full size), first near the tracked face when
     `detect_near` > 0 (`faces.track_faces`); videos are processed by `workers`
     processes (0 = one per CPU core, as the DVC stage does; the output does not depend on it)."""
-    check_choice('extract_frames.policy', policy, POLICIES)
-    check_choice('extract_frames.crop', crop, CROPS)
-    check_choice('extract_frames.split_unit', split_unit, ('video', 'frame'))
-    for name, v in (('frames_per_real', frames_per_real), ('frames_per_fake', frames_per_fake), ('every_k', every_k),
-                    ('frames_train', frames_train), ('frames_eval', frames_eval), ('real_factor_train', real_factor_train),
-                    ('crop_size', crop_size), ('image_size', image_size), ('detect_every', detect_every)):
-        check_positive(f'extract_frames.{name}', v)
-    for name, v in (('detect_size', detect_size), ('workers', workers)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
-            raise ForgelocError(f'parameter `extract_frames.{name}` must be a whole number ≥ 0, got {v!r}')
-    for name, v in (('box_scale', box_scale), ('fcn_scale', fcn_scale)):
-        check_positive(f'extract_frames.{name}', v, float)
-    if isinstance(detect_near, bool) or not isinstance(detect_near, (int, float)) or detect_near < 0:
-        raise ForgelocError(f'parameter `extract_frames.detect_near` must be a number ≥ 0 (0: off), got {detect_near!r}')
-    for name, v in (('landmarks', landmarks), ('nist16_nontarget', nist16_nontarget)):
-        if not isinstance(v, bool):
-            raise ForgelocError(f'parameter `extract_frames.{name}` must be true or false, got {v!r}')
-    ffpp_methods = parse_list('extract_frames.ffpp_methods', ffpp_methods, FFPP_ALL_METHODS)
-    cfg = dict(policy=policy, frames_per_real=frames_per_real, frames_per_fake=frames_per_fake, every_k=every_k,
-               frames_train=frames_train, frames_eval=frames_eval, real_factor_train=real_factor_train, crop=crop,
-               box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size, landmarks=landmarks or crop == 'fcn',
-               split_unit=split_unit, ffpp_methods=','.join(ffpp_methods), nist16_nontarget=nist16_nontarget,
-               detect_every=detect_every, detect_size=detect_size, detect_near=float(detect_near))
+    cfg = _extract_config(policy, frames_per_real, frames_per_fake, every_k, frames_train, frames_eval, real_factor_train,
+                          crop, box_scale, fcn_scale, crop_size, image_size, landmarks, split_unit, ffpp_methods,
+                          nist16_nontarget, detect_every, detect_size, detect_near, workers)
     raw = Path(raw_dir)
     found = find_datasets(raw)
     # dlib (the FF++ authors' detector) whenever landmarks are wanted, else OpenCV's Haar cascade for box crops
@@ -178,51 +254,15 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
     rows, skipped = [], []
     with atomic_dir(out_dir) as out:
         if 'ffpp' in found:
-            videos = list_ffpp_videos(found['ffpp'], compression, seed, ffpp_methods)
-            per_frame = split_unit == 'frame' and ffpp_split_map(found['ffpp']) is None
-            plan, tasks = [], []     # frame indices drawn here, in video order, so the draw does not depend on the workers
-            for v in videos:
-                if v['split'] is None:
-                    plan.append(('skip', {'source': _rel(v['path'], raw), 'frame': -1, 'reason': 'video in no split file'})); continue
-                try:
-                    n = video_info(v['path'])['n_frames']
-                    idx = sample_frame_indices(n, cfg['policy'], frame_count_for(v, cfg), cfg['every_k'], rng)
-                except ForgelocError as e:
-                    plan.append(('error', str(e), v)); continue
-                plan.append(('task', len(tasks), v)); tasks.append((v, idx, out, raw, {**cfg, 'detector': kind}))
+            plan, tasks = _ffpp_tasks(found['ffpp'], raw, out, cfg, compression, seed, rng, kind)
             done = map_tasks(_extract_video, tasks, workers, dict(desc='extract_frames: videos', disable=not progress))
-            for p in plan:
-                if p[0] == 'skip':
-                    skipped.append(p[1]); continue
-                if p[0] == 'error':
-                    r, s, err = [], [{'source': _rel(p[2]['path'], raw), 'frame': -1, 'reason': p[1]}], p[1]
-                else:
-                    r, s, err = done[p[1]]
-                if err:
-                    warnings.warn(err)
-                for row in r if per_frame else []:
-                    row['split'] = seeded_split(row['item'], seed, (6, 2, 2) if p[2]['label'] == 0 else (5, 2, 3))
-                rows += r; skipped += s
-        for name, root in found.items():
-            if name == 'ffpp':
-                continue
-            records = SHALLOWFAKE_DATASETS[name][1](root, seed, **({'nontarget': nist16_nontarget} if name == 'nist16' else {}))
-            for r in tqdm(records, desc=f'extract_frames: {name}', disable=not progress):
-                if r['skip_reason']:
-                    skipped.append({'source': _rel(r['path'], raw), 'frame': -1, 'reason': r['skip_reason']}); continue
-                try:
-                    rows.append(_extract_image(r, out, raw, image_size))
-                except ForgelocError as e:
-                    warnings.warn(str(e)); skipped.append({'source': _rel(r['path'], raw), 'frame': -1, 'reason': str(e)})
+            per_frame = split_unit == 'frame' and ffpp_split_map(found['ffpp']) is None
+            rows, skipped = _ffpp_rows(plan, done, raw, seed, per_frame)
+        r, s = _image_rows(found, raw, out, image_size, nist16_nontarget, seed, progress)
+        rows += r; skipped += s
         if not rows:
             raise ForgelocError(f'extract_frames found nothing usable in {raw} ({len(skipped)} items skipped)')
-        manifest = pd.DataFrame(rows, columns=MANIFEST_COLS)
-        manifest.to_csv(out / 'manifest.csv', index=False)
-        pd.DataFrame(skipped, columns=['source', 'frame', 'reason']).to_csv(out / 'skipped.csv', index=False)
-        summary = {'n_frames': len(manifest), 'n_skipped': len(skipped), 'config': cfg,
-                   'by_split_label': {f'{s}/{l}': int(n) for (s, l), n in manifest.groupby(['split', 'label']).size().items()},
-                   'skipped_by_reason': pd.DataFrame(skipped, columns=['reason']).reason.str.split(':').str[0].value_counts().to_dict()}
-        (out / 'summary.json').write_text(json.dumps(summary, indent=2))
+        manifest = _write_outputs(out, rows, skipped, cfg)
     if skipped:
         print(f'extract_frames: {len(skipped)} item(s) skipped, listed in {Path(out_dir) / "skipped.csv"}')
     return manifest
