@@ -5,15 +5,12 @@
 # %% ../../nbs/11_data.io.ipynb #c002
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
 import multiprocessing
 import os
 import platform
 import re
 import signal
-import sys
 import threading
 import time
 from collections import Counter
@@ -30,7 +27,7 @@ from ..core import ForgelocError
 
 # %% auto #0
 __all__ = ['X264_DETERMINISTIC', 'IMAGE_EXTS', 'video_info', 'read_frames', 'write_video', 'read_image', 'write_png', 'n_workers',
-           'map_tasks', 'shown', 'not_utf8', 'rel_name', 'relative_text', 'reason_kind', 'skip_summary']
+           'map_tasks', 'shown', 'rel_name', 'not_utf8', 'relative_text', 'reason_kind', 'skip_summary']
 
 # %% ../../nbs/11_data.io.ipynb #c011
 def video_info(path) -> dict:
@@ -151,22 +148,19 @@ def write_png(path: Path, img: np.ndarray) -> str:
     return hashlib.sha1(buf.tobytes()).hexdigest()
 
 # %% ../../nbs/11_data.io.ipynb #n000
-def _die_with_parent(poll: float = 0.2):
-    "End this process (SIGKILL) when its parent process ends: `PR_SET_PDEATHSIG` on Linux, a thread watching the parent's id everywhere."
-    parent = os.getppid()
-    if sys.platform.startswith('linux'):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)      # 1 = PR_SET_PDEATHSIG
+def _die_with(pid: int, poll: float = 0.2):
+    "End this process (SIGKILL) as soon as process `pid` has ended: a daemon thread checks every `poll` seconds."
+    from forgeloc.core import _process_gone
     def watch():
-        while os.getppid() == parent:
+        while not _process_gone(pid):
             time.sleep(poll)
         os.kill(os.getpid(), signal.SIGKILL)
-    threading.Thread(target=watch, name='die-with-parent', daemon=True).start()
+    threading.Thread(target=watch, name=f'die-with-{pid}', daemon=True).start()
 
-def _worker_init():
-    "A worker process: one OpenCV thread (the pool already uses every core), and it ends with its parent."
+def _worker_init(stage_pid: int):
+    "A worker process: one OpenCV thread (the pool already uses every core), and it ends with the stage's process."
     cv2.setNumThreads(1)
-    _die_with_parent()
+    _die_with(stage_pid)
 
 # %% ../../nbs/11_data.io.ipynb #n003
 def n_workers(workers: int, n_tasks: int) -> int:
@@ -189,7 +183,7 @@ def map_tasks(fn, tasks: list, workers: int = 0, progress=None):
     if 'forkserver' in methods:
         ctx.set_forkserver_preload([fn.__module__])
     try:
-        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init) as ex:
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)) as ex:
             return list(bar(ex.map(fn, tasks, chunksize=1)))
     except BrokenProcessPool as e:
         raise ForgelocError(f'a worker process died ({e}); a script that runs a stage with workers > 1 must call it under '
@@ -201,21 +195,21 @@ def shown(path) -> str:
     return os.fsencode(str(path)).decode('utf-8', 'backslashreplace')
 
 # %% ../../nbs/11_data.io.ipynb #n008
-def not_utf8(path) -> str | None:
-    "The skip reason of a file whose name is not valid UTF-8 (named with escapes), or None for a valid name."
-    try:
-        str(path).encode('utf-8')
-        return None
-    except UnicodeEncodeError:
-        return f'file name is not valid UTF-8 (rename the file): {shown(path)}'
-
-# %% ../../nbs/11_data.io.ipynb #n010
 def rel_name(path, root) -> str:
     "`path` relative to `root` (as it is when it lies outside), as `shown` text."
     try:
         return shown(Path(path).relative_to(root))
     except ValueError:
         return shown(path)
+
+# %% ../../nbs/11_data.io.ipynb #n010
+def not_utf8(path, root=None) -> str | None:
+    "The skip reason of a file whose name is not valid UTF-8 (named with escapes, relative to `root` if given), or None."
+    try:
+        str(path).encode('utf-8')
+        return None
+    except UnicodeEncodeError:
+        return f'file name is not valid UTF-8 (rename the file): {rel_name(path, root) if root else shown(path)}'
 
 # %% ../../nbs/11_data.io.ipynb #n012
 def relative_text(text: str, root) -> str:
