@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -16,11 +17,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..core import ForgelocError, atomic_dir, check_positive, parse_list
+from ..core import ForgelocError, atomic_dir, check_positive, parse_list, resolve
 from .labels import (face_part_masks, fakeness_map, hull_mask, landmarks_to_crop,
                                   noise_residual, noise_sigma_for, ones_mask, write_label, zeros_mask)
 from .faces import crop_square
-from .io import map_tasks, read_frames, video_info, write_png
+from .io import map_tasks, read_frames, reason_kind, relative_text, shown, skip_summary, video_info, write_png
 from .shallowfake import load_mask
 
 # %% auto #0
@@ -136,17 +137,27 @@ def _image_labels(g, raw, size):
     return {r['item']: {'binary': cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)}}
 
 # %% ../../nbs/19_data.build_masks.ipynb #n015
+def _frame_size(frames_dir, item) -> int:
+    "Side of the saved frame of `item` under `frames_dir`; a `ForgelocError` if it is missing or unreadable."
+    p = Path(frames_dir) / 'frames' / f'{item}.png'
+    f = cv2.imread(str(p), cv2.IMREAD_UNCHANGED) if p.is_file() else None
+    if f is None:
+        raise ForgelocError(f'frame file frames/{item}.png of {Path(frames_dir).name}/manifest.csv is missing or unreadable')
+    return f.shape[0]
+
+# %% ../../nbs/19_data.build_masks.ipynb #n017
 def _group_labels(task):
     "Masks and labels of the frames of one video or image (manifest rows `g`), written → (rows, skipped, error or None); runs in a worker."
     dataset, source, g, frames_dir, out, raw, kinds, mask_threshold, ones_methods, noise_sigma = task
-    size = cv2.imread(str(frames_dir / 'frames' / f'{g.item.iloc[0]}.png'), cv2.IMREAD_UNCHANGED).shape[0]
     try:
+        size = _frame_size(frames_dir, g.item.iloc[0])
         if dataset == 'ffpp':
             made, bad = _video_labels(g, kinds, raw, size, mask_threshold, ones_methods)
         else:
             made, bad = _image_labels(g, raw, size), {}
     except ForgelocError as e:
-        return [], [{'item': it, 'source': source, 'reason': str(e)} for it in g.item], str(e)
+        reason = relative_text(str(e), raw)
+        return [], [{'item': it, 'source': source, 'reason': reason} for it in g.item], reason
     rows, skipped = [], [{'item': it, 'source': source, 'reason': why} for it, why in bad.items()]
     for r in g.itertuples():
         if r.item in bad:
@@ -165,7 +176,7 @@ def _group_labels(task):
         rows.append(row)
     return rows, skipped, None
 
-# %% ../../nbs/19_data.build_masks.ipynb #n018
+# %% ../../nbs/19_data.build_masks.ipynb #n020
 def _write_mask_outputs(out, rows, skipped, kinds) -> pd.DataFrame:
     "Write `manifest.csv`, `skipped.csv` and `summary.json` (counts, mean mask fraction, skips by reason) into `out`; returns the manifest."
     res = pd.DataFrame(rows)
@@ -177,17 +188,17 @@ def _write_mask_outputs(out, rows, skipped, kinds) -> pd.DataFrame:
         'n_labels': {k: int((res[k] != '').sum()) if k in res else len(res) for k in kinds},
         'mean_mask_fraction_fake': float(fake.mask_fraction.mean()) if len(fake) else None,
         'fakes_with_empty_mask': int((fake.mask_fraction == 0).sum()),
-        'skipped_by_reason': pd.DataFrame(skipped, columns=['reason']).reason.str.split(':').str[-1].str.strip().value_counts().to_dict()},
+        'skipped_by_reason': dict(Counter(reason_kind(s['reason']) for s in skipped).most_common())},
         indent=2))
     return res
 
-# %% ../../nbs/19_data.build_masks.ipynb #n021
+# %% ../../nbs/19_data.build_masks.ipynb #n023
 def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, labels='binary', noise_sigma='auto',
                 ones_methods='none', workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """Run the build_masks stage: masks (and the label kinds named in `labels`, comma-separated) for every frame
     listed in `frames_dir/manifest.csv`, into `out_dir` (replaced atomically); returns the manifest. Videos are processed by
     `workers` processes (0 = one per CPU core, as the DVC stage does; the output does not depend on it)."""
-    frames_dir, raw = Path(frames_dir), Path(raw_dir)
+    frames_dir, raw = resolve(frames_dir), resolve(raw_dir)
     mf = frames_dir / 'manifest.csv'
     if not mf.exists():
         raise ForgelocError(f'{mf} not found: run the extract_frames stage first')
@@ -210,8 +221,9 @@ def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, labels='
                 warnings.warn(err)
             rows += r; skipped += s
         if not rows:
-            raise ForgelocError(f'build_masks made no mask from {mf} ({len(skipped)} frames skipped)')
+            raise ForgelocError(skip_summary(f'build_masks made no mask from {shown(mf)}', 'nothing', [s['reason'] for s in skipped]))
         res = _write_mask_outputs(out, rows, skipped, kinds)
-    if skipped:
-        print(f'build_masks: {len(skipped)} frame(s) skipped, listed in {Path(out_dir) / "skipped.csv"}')
+    ff = res[res.dataset == 'ffpp']
+    print(skip_summary('build_masks', f'{len(res)} masks ({len(ff)} of {ff.source.nunique()} videos, {len(res) - len(ff)} images)',
+                       [s['reason'] for s in skipped]))
     return res
