@@ -72,6 +72,8 @@ def test_every_drop_is_recorded_and_counted_on_the_terminal(tiny_raw, tmp_path, 
     (raw / MASKS.format('FaceSwap') / 'zzz_999.mp4').write_bytes(b'x')       # a mask video of no video
     au = sorted((raw / 'CASIA2' / 'Au').iterdir())[0]
     (raw / 'CASIA2' / 'Au' / 'Au_notes.txt').write_text('not an image')      # not a dataset file: not an item
+    gt = sorted((raw / 'CASIA2' / 'CASIA2.0_Groundtruth').iterdir())[0]
+    shutil.copy(gt, gt.with_name('Tp_S_zzz00001_zzz00001_00001_gt.png'))   # a mask of no image
     out = tmp_path / 'frames'
     extract_frames(raw, out, **SMALL)
     said = capsys.readouterr().out
@@ -80,6 +82,7 @@ def test_every_drop_is_recorded_and_counted_on_the_terminal(tiny_raw, tmp_path, 
     assert 'split file' in by_source[f"{FAKES.format('FaceSwap')}/{fakes[0]}"]
     assert 'mask video' in by_source[f"{FAKES.format('FaceSwap')}/{fakes[0]}"]
     assert 'without its video' in by_source[f"{MASKS.format('FaceSwap')}/zzz_999.mp4"]
+    assert 'without its image' in by_source['CASIA2/CASIA2.0_Groundtruth/Tp_S_zzz00001_zzz00001_00001_gt.png']
     line = next(l for l in said.splitlines() if l.startswith('extract_frames: kept '))
     assert f'skipped {len(sk)}:' in line and 'mask video without its video' in line
     summary = json.loads((out / 'summary.json').read_text())
@@ -119,6 +122,10 @@ def test_non_utf8_file_names_are_skipped_with_their_reason(tiny_raw, tmp_path):
     run_stage('build_masks', tmp_path / 'runs' / 'b.ipynb', frames_dir=str(tmp_path / 'nb_frames'), raw_dir=str(raw),
               out_dir=str(tmp_path / 'nb_masks'), workers=1)
     assert (skipped_rows(tmp_path / 'nb_frames').source == 'CASIA2/Au/Au_caf\\xe9_00997.jpg').any()
+    # data that lies in a folder whose own name is not UTF-8: only names under the raw-data root count
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b'/caf\xe9'))
+    shutil.copytree(tiny_raw, odd / 'raw')
+    assert extract_frames(odd / 'raw', odd / 'frames', **SMALL).item.tolist() == man.item.tolist()   # the same frames
 
 
 def _descendants(pid) -> set:

@@ -5,6 +5,7 @@
 # %% ../../nbs/11_data.io.ipynb #c002
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -204,12 +205,17 @@ def rel_name(path, root) -> str:
 
 # %% ../../nbs/11_data.io.ipynb #n010
 def not_utf8(path, root=None) -> str | None:
-    "The skip reason of a file whose name is not valid UTF-8 (named with escapes, relative to `root` if given), or None."
+    """The skip reason of a file whose name is not valid UTF-8 (named with escapes), or None. With `root`, only the part
+    of the path below `root` counts (the data may lie in a folder whose own name is not UTF-8: the outputs never name it)."""
+    name = Path(path)
+    if root is not None:
+        with contextlib.suppress(ValueError):
+            name = name.relative_to(root)
     try:
-        str(path).encode('utf-8')
+        str(name).encode('utf-8')
         return None
     except UnicodeEncodeError:
-        return f'file name is not valid UTF-8 (rename the file): {rel_name(path, root) if root else shown(path)}'
+        return f'file name is not valid UTF-8 (rename the file): {shown(name)}'
 
 # %% ../../nbs/11_data.io.ipynb #n012
 def relative_text(text: str, root) -> str:
@@ -219,7 +225,7 @@ def relative_text(text: str, root) -> str:
     return shown(re.sub(re.escape(root) + r'(?![\w.-])', '.', text))
 
 # %% ../../nbs/11_data.io.ipynb #n014
-_FILE_LIKE = re.compile(r"""'[^']*'|"[^"]*"|[^\s'"]*\.(?:mp4|avi|mov|png|jpe?g|tiff?|bmp|gif|csv|txt|json)\b|(?<!\S)/[^\s:]+|[^\s:]+/[^\s:]+/[^\s:]+""", re.I)
+_FILE_LIKE = re.compile(r"""'[^']*'|"[^"]*"|[^\s'"()]*\.(?:mp4|avi|mov|png|jpe?g|tiff?|bmp|gif|csv|txt|json)\b|(?<![^\s(])/[^\s:()]+|[^\s:()]+/[^\s:()]+/[^\s:()]+""", re.I)
 
 def reason_kind(reason: str) -> str:
     "The kind of a skip reason, for counting: its first clause, file names replaced by … and numbers by N."
