@@ -18,7 +18,8 @@ import yaml
 
 # %% auto #0
 __all__ = ['ForgelocError', 'check_positive', 'check_choice', 'parse_list', 'repo_root', 'resolve', 'load_params',
-           'seed_everything', 'git_commit', 'run_info', 'pick_device', 'atomic_write', 'atomic_path', 'atomic_dir']
+           'seed_everything', 'git_commit', 'run_info', 'pick_device', 'atomic_write', 'atomic_path', 'remove_stale',
+           'atomic_dir']
 
 # %% ../nbs/00_core.ipynb #c005
 class ForgelocError(ValueError):
@@ -167,13 +168,52 @@ def atomic_path(path):
     finally:
         tmp.unlink(missing_ok=True)
 
+# %% ../nbs/00_core.ipynb #n001
+def _process_gone(pid: int) -> bool:
+    "True when no process `pid` runs (a zombie counts as gone: it only waits for its parent to read its status)."
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False                         # another user's process: alive
+    try:
+        return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] == 'Z'
+    except (OSError, IndexError):
+        return False
+
+# %% ../nbs/00_core.ipynb #n003
+def remove_stale(path) -> list[str]:
+    """Clean up after killed runs of `atomic_dir(path)`: remove the temporary folders beside `path` whose process is gone;
+    a `.<name>.old-<pid>` (a run killed while swapping its result in) is removed too, or moved back if `path` is missing.
+    Returns one line per folder handled."""
+    path = Path(path)
+    done = []
+    for p in sorted(path.parent.glob(f'.{path.name}.*')) if path.parent.is_dir() else []:
+        tail = p.name[len(path.name) + 2:]           # '<pid>.<random>.tmp', '<random>.tmp' (older) or 'old-<pid>'
+        if not (p.is_dir() and (tail.endswith('.tmp') or tail.startswith('old-'))):
+            continue
+        pid = tail[4:] if tail.startswith('old-') else tail.split('.')[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _process_gone(int(pid))):
+            continue                                 # its run is still going
+        if tail.startswith('old-') and not path.exists():
+            os.replace(p, path)
+            done.append(f'restored {path.name}/ from {p.name}, left by a run killed while replacing it')
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(f'removed {p.name} beside {path.name}/: the temporary folder of an interrupted run')
+    return done
+
 # %% ../nbs/00_core.ipynb #c031
 @contextlib.contextmanager
 def atomic_dir(path):
-    "Yield an empty temporary folder beside `path`; on success it replaces `path` whole, on failure `path` is untouched."
+    """Yield an empty temporary folder beside `path`; on success it replaces `path` whole, on failure `path` is untouched.
+    Temporary folders of earlier runs that were killed are removed first (`remove_stale`), with a line saying so."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
+    for line in remove_stale(path):
+        print(line)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp', dir=path.parent))
     try:
         yield tmp
         old = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -16,11 +17,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..core import ForgelocError, atomic_dir, check_positive, parse_list
+from ..core import ForgelocError, atomic_dir, check_positive, parse_list, resolve
 from .labels import (face_part_masks, fakeness_map, hull_mask, landmarks_to_crop,
                                   noise_residual, noise_sigma_for, ones_mask, write_label, zeros_mask)
 from .faces import crop_square
-from .io import map_tasks, read_frames, video_info, write_png
+from .io import map_tasks, read_frames, reason_kind, relative_text, shown, skip_summary, video_info, write_png
 from .shallowfake import load_mask
 
 # %% auto #0
@@ -61,10 +62,25 @@ def fakeness_for_video_frames(video, real_video, frames, boxes, size: int) -> di
 # %% ../../nbs/19_data.build_masks.ipynb #c016
 BUILT_LABELS = ('binary', 'hull', 'face_regions', 'fakeness', 'noise')   # what `build_masks.labels` may name
 
+def _masks_config(mask_threshold, labels, noise_sigma, ones_methods, workers) -> tuple[list, set]:
+    "Check the stage's parameters (a `ForgelocError` naming the bad one) → (label kinds, binary first; fully generated methods)."
+    if not 0 <= int(mask_threshold) < 255:
+        raise ForgelocError(f'parameter `build_masks.mask_threshold` must lie in 0..254, got {mask_threshold!r}')
+    kinds = parse_list('build_masks.labels', labels, BUILT_LABELS)
+    kinds = ['binary'] + [k for k in kinds if k != 'binary']            # masks/ always: training and evaluation read it
+    ones_methods = set(parse_list('build_masks.ones_methods', ones_methods))
+    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 0:
+        raise ForgelocError(f'parameter `build_masks.workers` must be a whole number ≥ 0, got {workers!r}')
+    if noise_sigma != 'auto':
+        check_positive('build_masks.noise_sigma', noise_sigma, float)
+    return kinds, ones_methods
+
+# %% ../../nbs/19_data.build_masks.ipynb #n002
 def _write_mask(out, item, m) -> tuple[str, str]:
     "Write {0,1} mask `m` as `masks/<item>.png` (0/255) under `out`; returns (relative path, SHA-1 of the file's bytes)."
     return f'masks/{item}.png', write_png(out / 'masks' / f'{item}.png', (m * 255).astype(np.uint8))
 
+# %% ../../nbs/19_data.build_masks.ipynb #n005
 def _sigma_for(source: str, noise_sigma) -> float:
     "σ of the noise label of a frame from `source`: the number given, or by FF++ quality folder in its path ('raw' level for images)."
     if noise_sigma != 'auto':
@@ -72,6 +88,7 @@ def _sigma_for(source: str, noise_sigma) -> float:
     parts = Path(source).parts
     return noise_sigma_for(next((q for q in ('c40', 'c23', 'raw') if q in parts), 'raw'))
 
+# %% ../../nbs/19_data.build_masks.ipynb #n009
 def _video_labels(g, kinds, raw, size, threshold, ones_methods):
     "FF++ frames of one video (manifest rows `g`) → ({item: {kind: label}}, {item: reason why it was skipped})."
     source, fake = g.source.iloc[0], int(g.label.iloc[0]) == 1
@@ -107,6 +124,7 @@ def _video_labels(g, kinds, raw, size, threshold, ones_methods):
                 labels[r.item]['face_regions'] = face_part_masks(lm, (size, size))
     return labels, bad
 
+# %% ../../nbs/19_data.build_masks.ipynb #n012
 def _image_labels(g, raw, size):
     "The one frame of a shallowfake image: {item: {'binary': mask}} via `data.shallowfake.load_mask`."
     r = g.iloc[0].to_dict()
@@ -118,17 +136,28 @@ def _image_labels(g, raw, size):
     m = load_mask(rec)     # normalized to 1 = manipulated; size checked against the image
     return {r['item']: {'binary': cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)}}
 
+# %% ../../nbs/19_data.build_masks.ipynb #n015
+def _frame_size(frames_dir, item) -> int:
+    "Side of the saved frame of `item` under `frames_dir`; a `ForgelocError` if it is missing or unreadable."
+    p = Path(frames_dir) / 'frames' / f'{item}.png'
+    f = cv2.imread(str(p), cv2.IMREAD_UNCHANGED) if p.is_file() else None
+    if f is None:
+        raise ForgelocError(f'frame file frames/{item}.png of {Path(frames_dir).name}/manifest.csv is missing or unreadable')
+    return f.shape[0]
+
+# %% ../../nbs/19_data.build_masks.ipynb #n017
 def _group_labels(task):
     "Masks and labels of the frames of one video or image (manifest rows `g`), written → (rows, skipped, error or None); runs in a worker."
     dataset, source, g, frames_dir, out, raw, kinds, mask_threshold, ones_methods, noise_sigma = task
-    size = cv2.imread(str(frames_dir / 'frames' / f'{g.item.iloc[0]}.png'), cv2.IMREAD_UNCHANGED).shape[0]
     try:
+        size = _frame_size(frames_dir, g.item.iloc[0])
         if dataset == 'ffpp':
             made, bad = _video_labels(g, kinds, raw, size, mask_threshold, ones_methods)
         else:
             made, bad = _image_labels(g, raw, size), {}
     except ForgelocError as e:
-        return [], [{'item': it, 'source': source, 'reason': str(e)} for it in g.item], str(e)
+        reason = relative_text(str(e), raw)
+        return [], [{'item': it, 'source': source, 'reason': reason} for it in g.item], reason
     rows, skipped = [], [{'item': it, 'source': source, 'reason': why} for it, why in bad.items()]
     for r in g.itertuples():
         if r.item in bad:
@@ -147,24 +176,33 @@ def _group_labels(task):
         rows.append(row)
     return rows, skipped, None
 
+# %% ../../nbs/19_data.build_masks.ipynb #n020
+def _write_mask_outputs(out, rows, skipped, kinds) -> pd.DataFrame:
+    "Write `manifest.csv`, `skipped.csv` and `summary.json` (counts, mean mask fraction, skips by reason) into `out`; returns the manifest."
+    res = pd.DataFrame(rows)
+    res.to_csv(out / 'manifest.csv', index=False)
+    pd.DataFrame(skipped, columns=['item', 'source', 'reason']).to_csv(out / 'skipped.csv', index=False)
+    fake = res[res.label == 1]
+    (out / 'summary.json').write_text(json.dumps({
+        'n_masks': len(res), 'n_skipped': len(skipped), 'labels': kinds,
+        'n_labels': {k: int((res[k] != '').sum()) if k in res else len(res) for k in kinds},
+        'mean_mask_fraction_fake': float(fake.mask_fraction.mean()) if len(fake) else None,
+        'fakes_with_empty_mask': int((fake.mask_fraction == 0).sum()),
+        'skipped_by_reason': dict(Counter(reason_kind(s['reason']) for s in skipped).most_common())},
+        indent=2))
+    return res
+
+# %% ../../nbs/19_data.build_masks.ipynb #n023
 def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, labels='binary', noise_sigma='auto',
                 ones_methods='none', workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """Run the build_masks stage: masks (and the label kinds named in `labels`, comma-separated) for every frame
     listed in `frames_dir/manifest.csv`, into `out_dir` (replaced atomically); returns the manifest. Videos are processed by
     `workers` processes (0 = one per CPU core, as the DVC stage does; the output does not depend on it)."""
-    frames_dir, raw = Path(frames_dir), Path(raw_dir)
+    frames_dir, raw = resolve(frames_dir), resolve(raw_dir)
     mf = frames_dir / 'manifest.csv'
     if not mf.exists():
         raise ForgelocError(f'{mf} not found: run the extract_frames stage first')
-    if not 0 <= int(mask_threshold) < 255:
-        raise ForgelocError(f'parameter `build_masks.mask_threshold` must lie in 0..254, got {mask_threshold!r}')
-    kinds = parse_list('build_masks.labels', labels, BUILT_LABELS)
-    kinds = ['binary'] + [k for k in kinds if k != 'binary']            # masks/ always: training and evaluation read it
-    ones_methods = set(parse_list('build_masks.ones_methods', ones_methods))
-    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 0:
-        raise ForgelocError(f'parameter `build_masks.workers` must be a whole number ≥ 0, got {workers!r}')
-    if noise_sigma != 'auto':
-        check_positive('build_masks.noise_sigma', noise_sigma, float)
+    kinds, ones_methods = _masks_config(mask_threshold, labels, noise_sigma, ones_methods, workers)
     man = pd.read_csv(mf, keep_default_na=False)
     for c in ('pair_source', 'landmarks'):
         if c not in man.columns:
@@ -175,27 +213,17 @@ def build_masks(frames_dir, out_dir, raw_dir, mask_threshold: int = 32, labels='
         raise ForgelocError(f"label kind(s) {', '.join(needs_lm)} need 68 landmarks per frame, and {mf} has none: "
                             "set `extract_frames.landmarks: true` (needs the `landmarks` extra) and re-run extract_frames")
     rows, skipped = [], []
-    groups = list(man.groupby(['dataset', 'source'], sort=False))
     with atomic_dir(out_dir) as out:
         tasks = [(dataset, source, g, frames_dir, out, raw, kinds, mask_threshold, ones_methods, noise_sigma)
-                 for (dataset, source), g in groups]
+                 for (dataset, source), g in man.groupby(['dataset', 'source'], sort=False)]
         for r, s, err in map_tasks(_group_labels, tasks, workers, dict(desc='build_masks', disable=not progress)):
             if err:
                 warnings.warn(err)
             rows += r; skipped += s
         if not rows:
-            raise ForgelocError(f'build_masks made no mask from {mf} ({len(skipped)} frames skipped)')
-        res = pd.DataFrame(rows)
-        res.to_csv(out / 'manifest.csv', index=False)
-        pd.DataFrame(skipped, columns=['item', 'source', 'reason']).to_csv(out / 'skipped.csv', index=False)
-        fake = res[res.label == 1]
-        (out / 'summary.json').write_text(json.dumps({
-            'n_masks': len(res), 'n_skipped': len(skipped), 'labels': kinds,
-            'n_labels': {k: int((res[k] != '').sum()) if k in res else len(res) for k in kinds},
-            'mean_mask_fraction_fake': float(fake.mask_fraction.mean()) if len(fake) else None,
-            'fakes_with_empty_mask': int((fake.mask_fraction == 0).sum()),
-            'skipped_by_reason': pd.DataFrame(skipped, columns=['reason']).reason.str.split(':').str[-1].str.strip().value_counts().to_dict()},
-            indent=2))
-    if skipped:
-        print(f'build_masks: {len(skipped)} frame(s) skipped, listed in {Path(out_dir) / "skipped.csv"}')
+            raise ForgelocError(skip_summary(f'build_masks made no mask from {shown(mf)}', 'nothing', [s['reason'] for s in skipped]))
+        res = _write_mask_outputs(out, rows, skipped, kinds)
+    ff = res[res.dataset == 'ffpp']
+    print(skip_summary('build_masks', f'{len(res)} masks ({len(ff)} of {ff.source.nunique()} videos, {len(res) - len(ff)} images)',
+                       [s['reason'] for s in skipped]))
     return res

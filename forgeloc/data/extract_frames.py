@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -14,12 +15,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..core import ForgelocError, atomic_dir, check_choice, check_positive, parse_list
+from ..core import ForgelocError, atomic_dir, check_choice, check_positive, parse_list, resolve
 from .faces import FaceDetector, LandmarkDetector, crop_square, fcn_crop_box, five_landmarks, square_box, track_faces
-from .ffpp import FFPP_ALL_METHODS, FFPP_DIR, FFPP_METHODS, ffpp_split_map, list_ffpp_videos
-from .io import map_tasks, read_frames, read_image, video_info, write_png
+from .ffpp import DFD, FFPP_ALL_METHODS, FFPP_DIR, FFPP_METHODS, ffpp_split_map, list_ffpp_videos
+from .io import (map_tasks, not_utf8, read_frames, read_image, reason_kind, rel_name, relative_text, shown,
+                              skip_summary, video_info, write_png)
 from .shallowfake import SHALLOWFAKE_DATASETS, find_shallowfake_datasets
-from .splits import seeded_split
+from .splits import item_rng, seeded_split
 
 # %% auto #0
 __all__ = ['POLICIES', 'MANIFEST_COLS', 'CROPS', 'sample_frame_indices', 'find_datasets', 'frame_count_for', 'extract_frames']
@@ -43,108 +45,10 @@ MANIFEST_COLS = ['item', 'dataset', 'source', 'frame', 'label', 'method', 'split
                  'crop', 'x0', 'y0', 'x1', 'y1', 'src_h', 'src_w', 'landmarks', 'sha1']
 CROPS = ('none', 'box', 'fcn')
 
-def find_datasets(raw_dir) -> dict:
-    "The datasets present in `raw_dir`: {'ffpp': path, 'casia2': path, ...}; an error when there are none."
-    raw = Path(raw_dir)
-    if not raw.is_dir():
-        raise ForgelocError(f'raw-data directory {raw} does not exist (run `make data` to build the sample dataset)')
-    if not any(raw.iterdir()):
-        raise ForgelocError(f'raw-data directory {raw} is empty (run `make data` to build the sample dataset)')
-    found = {'ffpp': raw / FFPP_DIR} if (raw / FFPP_DIR).is_dir() else {}
-    found.update(find_shallowfake_datasets(raw))
-    if not found:
-        known = ', '.join([FFPP_DIR] + [d for d, _ in SHALLOWFAKE_DATASETS.values()])
-        raise ForgelocError(f'raw-data directory {raw} holds no known dataset (expected one of {known})')
-    return found
-
-# %% ../../nbs/18_data.extract_frames.ipynb #c042
-def _rel(p, root):
-    try: return str(Path(p).relative_to(root))
-    except ValueError: return str(p)
-
-def frame_count_for(video: dict, cfg: dict) -> int:
-    "How many frames to take from `video` under the sampling policy in `cfg`."
-    if cfg['policy'] == 'fixed':
-        return cfg['frames_per_real'] if video['label'] == 0 else cfg['frames_per_fake']
-    if cfg['policy'] == 'evenly':
-        n = cfg['frames_train'] if video['split'] == 'train' else cfg['frames_eval']
-        return n * (cfg['real_factor_train'] if video['split'] == 'train' and video['label'] == 0 else 1)
-    return 0  # every_k takes no count
-
-def _crop_box(f, box, l68, cfg):
-    "Crop box of frame `f` under cfg['crop'] from its tracked face `box` and 68 landmarks `l68`, or None (no face)."
-    if cfg['crop'] == 'none':
-        return (0, 0, f.shape[1], f.shape[0])          # whole frame; no face only means no landmarks
-    if box is None:
-        return None
-    if cfg['crop'] == 'box':
-        return square_box(box, cfg['box_scale'])
-    return fcn_crop_box(box, five_landmarks(l68), cfg['fcn_scale'])
-
-_DETECTORS = {}     # one detector per process and kind, built on first use (a worker builds its own)
-
-def _detector(kind):
-    "The process's detector of `kind`: None, 'haar' (OpenCV) or 'dlib' (with landmarks)."
-    if kind not in _DETECTORS:
-        _DETECTORS[kind] = None if kind is None else LandmarkDetector() if kind == 'dlib' else FaceDetector()
-    return _DETECTORS[kind]
-
-def _extract_video(task):
-    "One video's sampled frames `idx` → (manifest rows, skipped rows, error message or None); runs in a worker."
-    v, idx, out, raw, cfg = task
-    rows, skipped = [], []
-    try:
-        frames = read_frames(v['path'], idx)
-        det = _detector(cfg['detector'])
-        faces = track_faces(frames, det, cfg['detect_every'], cfg['detect_size'], cfg['detect_near']) if det is not None else {}
-        for i in idx:
-            f = frames[i]
-            box, lm = faces.get(i, (None, None))
-            crop = _crop_box(f, box, lm, cfg)
-            if crop is None:
-                skipped.append({'source': _rel(v['path'], raw), 'frame': i, 'reason': 'no face found'}); continue
-            item = f"ffpp/{v['method']}/{v['video']}_{i:04d}"
-            sha = write_png(out / 'frames' / f'{item}.png', crop_square(f, crop, cfg['crop_size']))
-            rows.append({'item': item, 'dataset': 'ffpp', 'source': _rel(v['path'], raw), 'frame': i, 'label': v['label'],
-                         'method': v['method'], 'split': v['split'],
-                         'mask_source': _rel(v['mask_path'], raw) if v['mask_path'] else '',
-                         'pair_source': _rel(v['real_path'], raw) if v['real_path'] else '', 'polarity': 'white', 'crop': cfg['crop'],
-                         'x0': crop[0], 'y0': crop[1], 'x1': crop[2], 'y1': crop[3], 'src_h': f.shape[0], 'src_w': f.shape[1],
-                         'landmarks': json.dumps(np.round(lm, 1).tolist()) if lm is not None else '', 'sha1': sha})
-    except ForgelocError as e:
-        return [], [{'source': _rel(v['path'], raw), 'frame': -1, 'reason': str(e)}], str(e)
-    return rows, skipped, None
-
-def _extract_image(r, out, raw, image_size):
-    "One image of a shallowfake dataset (a `data.shallowfake` record) → manifest row."
-    img = read_image(r['path'])
-    item = f"{r['dataset']}/{r['method']}/{r['image']}"
-    small = img if img.shape[:2] == (image_size, image_size) else cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA)
-    sha = write_png(out / 'frames' / f'{item}.png', small)
-    return {'item': item, 'dataset': r['dataset'], 'source': _rel(r['path'], raw), 'frame': 0, 'label': r['label'],
-            'method': r['method'], 'split': r['split'], 'mask_source': _rel(r['mask_path'], raw) if r['mask_path'] else '',
-            'pair_source': '', 'polarity': r['polarity'], 'crop': 'none', 'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0],
-            'src_h': img.shape[0], 'src_w': img.shape[1], 'landmarks': '', 'sha1': sha}
-
-# %% ../../nbs/18_data.extract_frames.ipynb #c043
-def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int = 7, frames_per_fake: int = 2,
-                   every_k: int = 5, frames_train: int = 270, frames_eval: int = 100, real_factor_train: int = 1,
-                   compression: str = 'c23', crop: str = 'box', box_scale: float = 1.3, fcn_scale: float = 1.1,
-                   crop_size: int = 128, image_size: int = 128, landmarks: bool = False, split_unit: str = 'video',
-                   ffpp_methods=FFPP_METHODS, nist16_nontarget: bool = False, detect_every: int = 1, detect_size: int = 0,
-                   detect_near: float = 0.0, workers: int = 1, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Run the extract_frames stage from `raw_dir` into `out_dir` (replaced atomically); returns the manifest.
-    Sampling: `policy` fixed (`frames_per_real`/`frames_per_fake`), every_k, or evenly (`frames_train`/`frames_eval`,
-    real training videos × `real_factor_train`). Crop: none (whole frame), box (Haar box × `box_scale`) or fcn
-    (landmark rule, `fcn_scale`; needs the `landmarks` extra). `landmarks=True` (or crop fcn) detects faces with dlib
-    and records each frame's 68 landmarks, which the hull and face-region labels of `build_masks` need.
-    Without FF++ split files, `split_unit` 'video' draws the 6:2:2 / 5:2:3 split per video, 'frame' per frame (as the UPerNet paper).
-    `ffpp_methods`: the FF++ manipulation methods read (default the four with masks); `nist16_nontarget`: also NIST16's
-    non-target (authentic) probes, which the UPerNet paper's test set leaves out.
-    Speed: one subject is tracked per video; the detector runs every `detect_every`-th frame (boxes interpolated between;
-    1 = every frame) on a copy of shorter side ≤ `detect_size` px (0 = full size), first near the tracked face when
-    `detect_near` > 0 (`faces.track_faces`); videos are processed by `workers`
-    processes (0 = one per CPU core, as the DVC stage does; the output does not depend on it)."""
+def _extract_config(policy, frames_per_real, frames_per_fake, every_k, frames_train, frames_eval, real_factor_train,
+                    crop, box_scale, fcn_scale, crop_size, image_size, landmarks, split_unit, ffpp_methods,
+                    nist16_nontarget, detect_every, detect_size, detect_near, workers) -> dict:
+    "Check the stage's parameters (a `ForgelocError` naming the bad one); returns the sampling and crop config of `summary.json`."
     check_choice('extract_frames.policy', policy, POLICIES)
     check_choice('extract_frames.crop', crop, CROPS)
     check_choice('extract_frames.split_unit', split_unit, ('video', 'frame'))
@@ -163,66 +67,234 @@ def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int
         if not isinstance(v, bool):
             raise ForgelocError(f'parameter `extract_frames.{name}` must be true or false, got {v!r}')
     ffpp_methods = parse_list('extract_frames.ffpp_methods', ffpp_methods, FFPP_ALL_METHODS)
-    cfg = dict(policy=policy, frames_per_real=frames_per_real, frames_per_fake=frames_per_fake, every_k=every_k,
-               frames_train=frames_train, frames_eval=frames_eval, real_factor_train=real_factor_train, crop=crop,
-               box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size, landmarks=landmarks or crop == 'fcn',
-               split_unit=split_unit, ffpp_methods=','.join(ffpp_methods), nist16_nontarget=nist16_nontarget,
-               detect_every=detect_every, detect_size=detect_size, detect_near=float(detect_near))
+    return dict(policy=policy, frames_per_real=frames_per_real, frames_per_fake=frames_per_fake, every_k=every_k,
+                frames_train=frames_train, frames_eval=frames_eval, real_factor_train=real_factor_train, crop=crop,
+                box_scale=box_scale, fcn_scale=fcn_scale, crop_size=crop_size, landmarks=landmarks or crop == 'fcn',
+                split_unit=split_unit, ffpp_methods=','.join(ffpp_methods), nist16_nontarget=nist16_nontarget,
+                detect_every=detect_every, detect_size=detect_size, detect_near=float(detect_near))
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n002
+def find_datasets(raw_dir) -> dict:
+    "The datasets present in `raw_dir`: {'ffpp': path, 'casia2': path, ...}; an error when there are none."
     raw = Path(raw_dir)
+    if not raw.is_dir():
+        raise ForgelocError(f'raw-data directory {raw} does not exist (run `make data` to build the sample dataset)')
+    if not any(raw.iterdir()):
+        raise ForgelocError(f'raw-data directory {raw} is empty (run `make data` to build the sample dataset)')
+    found = {'ffpp': raw / FFPP_DIR} if (raw / FFPP_DIR).is_dir() else {}
+    found.update(find_shallowfake_datasets(raw))
+    if not found:
+        known = ', '.join([FFPP_DIR] + [d for d, _ in SHALLOWFAKE_DATASETS.values()])
+        raise ForgelocError(f'raw-data directory {raw} holds no known dataset (expected one of {known})')
+    return found
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n005
+def frame_count_for(video: dict, cfg: dict) -> int:
+    "How many frames to take from `video` under the sampling policy in `cfg`."
+    if cfg['policy'] == 'fixed':
+        return cfg['frames_per_real'] if video['label'] == 0 else cfg['frames_per_fake']
+    if cfg['policy'] == 'evenly':
+        n = cfg['frames_train'] if video['split'] == 'train' else cfg['frames_eval']
+        return n * (cfg['real_factor_train'] if video['split'] == 'train' and video['label'] == 0 else 1)
+    return 0  # every_k takes no count
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n008
+def _crop_box(f, box, l68, cfg):
+    "Crop box of frame `f` under cfg['crop'] from its tracked face `box` and 68 landmarks `l68`, or None (no face)."
+    if cfg['crop'] == 'none':
+        return (0, 0, f.shape[1], f.shape[0])          # whole frame; no face only means no landmarks
+    if box is None:
+        return None
+    if cfg['crop'] == 'box':
+        return square_box(box, cfg['box_scale'])
+    return fcn_crop_box(box, five_landmarks(l68), cfg['fcn_scale'])
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n011
+_DETECTORS = {}     # one detector per process and kind, built on first use (a worker builds its own)
+
+def _detector(kind):
+    "The process's detector of `kind`: None, 'haar' (OpenCV) or 'dlib' (with landmarks)."
+    if kind not in _DETECTORS:
+        _DETECTORS[kind] = None if kind is None else LandmarkDetector() if kind == 'dlib' else FaceDetector()
+    return _DETECTORS[kind]
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n014
+def _extract_video(task):
+    "One video's sampled frames `idx` → (manifest rows, skipped rows, error message or None); runs in a worker."
+    v, idx, out, raw, cfg = task
+    rows, skipped, source = [], [], rel_name(v['path'], raw)
+    try:
+        frames = read_frames(v['path'], idx)
+        det = _detector(cfg['detector'])
+        faces = track_faces(frames, det, cfg['detect_every'], cfg['detect_size'], cfg['detect_near']) if det is not None else {}
+        for i in idx:
+            f = frames[i]
+            box, lm = faces.get(i, (None, None))
+            crop = _crop_box(f, box, lm, cfg)
+            if crop is None:
+                skipped.append({'source': source, 'frame': i, 'reason': 'no face found'}); continue
+            item = f"ffpp/{v['method']}/{v['video']}_{i:04d}"
+            sha = write_png(out / 'frames' / f'{item}.png', crop_square(f, crop, cfg['crop_size']))
+            rows.append({'item': item, 'dataset': 'ffpp', 'source': source, 'frame': i, 'label': v['label'],
+                         'method': v['method'], 'split': v['split'],
+                         'mask_source': rel_name(v['mask_path'], raw) if v['mask_path'] else '',
+                         'pair_source': rel_name(v['real_path'], raw) if v['real_path'] else '', 'polarity': 'white', 'crop': cfg['crop'],
+                         'x0': crop[0], 'y0': crop[1], 'x1': crop[2], 'y1': crop[3], 'src_h': f.shape[0], 'src_w': f.shape[1],
+                         'landmarks': json.dumps(np.round(lm, 1).tolist()) if lm is not None else '', 'sha1': sha})
+    except ForgelocError as e:
+        reason = relative_text(str(e), raw)
+        return [], [{'source': source, 'frame': -1, 'reason': reason}], reason
+    return rows, skipped, None
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n017
+def _bad_name(rec, raw) -> str | None:
+    "The skip reason of a listed video or image whose file name, or its mask's or real video's, is not valid UTF-8; else None."
+    return next((why for k in ('path', 'mask_path', 'real_path') if rec.get(k) and (why := not_utf8(rec[k], raw))), None)
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n019
+def _ffpp_tasks(videos, raw, out, cfg, seed, kind):
+    "The FF++ videos' plan (in listing order: a task, a skip row or an error) and the tasks for the workers."
+    plan, tasks = [], []
+    for v in videos:
+        why = _bad_name(v, raw) or (None if v['split'] else 'video in no split file')
+        if why:
+            plan.append(('skip', {'source': rel_name(v['path'], raw), 'frame': -1, 'reason': why})); continue
+        try:
+            n = video_info(v['path'])['n_frames']
+            rng = item_rng(seed, f"ffpp/{v['method']}/{v['video']}")
+            idx = sample_frame_indices(n, cfg['policy'], frame_count_for(v, cfg), cfg['every_k'], rng)
+        except ForgelocError as e:
+            plan.append(('error', relative_text(str(e), raw), v)); continue
+        plan.append(('task', len(tasks), v)); tasks.append((v, idx, out, raw, {**cfg, 'detector': kind}))
+    return plan, tasks
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n022
+def _ffpp_rows(plan, done, raw, seed, per_frame):
+    "Merge the workers' results `done` in `plan` order → (manifest rows, skipped rows); an error of a video is also warned."
+    rows, skipped = [], []
+    for p in plan:
+        if p[0] == 'skip':
+            skipped.append(p[1]); continue
+        if p[0] == 'error':
+            r, s, err = [], [{'source': rel_name(p[2]['path'], raw), 'frame': -1, 'reason': p[1]}], p[1]
+        else:
+            r, s, err = done[p[1]]
+        if err:
+            warnings.warn(err)
+        for row in r if per_frame else []:
+            row['split'] = seeded_split(row['item'], seed, (6, 2, 2) if p[2]['label'] == 0 else (5, 2, 3))
+        rows += r; skipped += s
+    return rows, skipped
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n025
+def _ffpp_absent(ffpp_root, videos, raw, compression, methods) -> list[dict]:
+    "Skip rows for the FF++ videos expected (by the split files, or by a mask video) in the folders present, but not found."
+    listed, splits = {Path(v['path']) for v in videos}, ffpp_split_map(ffpp_root) or {}
+    real_dir = ffpp_root / 'original_sequences' / 'youtube' / compression / 'videos'
+    expected = {real_dir / f'{vid}.mp4': None for vid in splits if '_' not in vid} if real_dir.is_dir() else {}
+    for m in parse_list('extract_frames.ffpp_methods', methods):
+        vdir, mdir = ffpp_root / 'manipulated_sequences' / m / compression / 'videos', ffpp_root / 'manipulated_sequences' / m / 'masks' / 'videos'
+        if vdir.is_dir() and m != DFD:                   # DeepFakeDetection is in no split file
+            expected.update({vdir / f'{vid}.mp4': None for vid in splits if '_' in vid})
+        for mask in sorted(mdir.glob('*.mp4')) if mdir.is_dir() else []:
+            if vdir / mask.name not in listed:
+                expected[vdir / mask.name] = mask
+    rows = []
+    for p, mask in sorted(expected.items(), key=lambda pm: rel_name(pm[0], raw)):
+        if p in listed:
+            continue
+        if p.stem in splits:
+            why = 'video not found, though the FF++ split files list it' + (f'; its mask video {rel_name(mask, raw)} is present' if mask else '')
+            rows.append({'source': rel_name(p, raw), 'frame': -1, 'reason': why})
+        else:
+            rows.append({'source': rel_name(mask, raw), 'frame': -1, 'reason': f'mask video without its video ({rel_name(p, raw)} not found)'})
+    return rows
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n028
+def _ffpp_frames(ffpp_root, raw, out, cfg, compression, seed, kind, workers, progress):
+    "The FF++ part of the stage → (manifest rows, skipped rows)."
+    videos = list_ffpp_videos(ffpp_root, compression, seed, cfg['ffpp_methods'])
+    plan, tasks = _ffpp_tasks(videos, raw, out, cfg, seed, kind)
+    done = map_tasks(_extract_video, tasks, workers, dict(desc='extract_frames: videos', disable=not progress))
+    per_frame = cfg['split_unit'] == 'frame' and ffpp_split_map(ffpp_root) is None
+    rows, skipped = _ffpp_rows(plan, done, raw, seed, per_frame)
+    return rows, skipped + _ffpp_absent(ffpp_root, videos, raw, compression, cfg['ffpp_methods'])
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n031
+def _extract_image(r, out, raw, image_size):
+    "One image of a shallowfake dataset (a `data.shallowfake` record) → manifest row."
+    img = read_image(r['path'])
+    item = f"{r['dataset']}/{r['method']}/{r['image']}"
+    small = img if img.shape[:2] == (image_size, image_size) else cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA)
+    sha = write_png(out / 'frames' / f'{item}.png', small)
+    return {'item': item, 'dataset': r['dataset'], 'source': rel_name(r['path'], raw), 'frame': 0, 'label': r['label'],
+            'method': r['method'], 'split': r['split'], 'mask_source': rel_name(r['mask_path'], raw) if r['mask_path'] else '',
+            'pair_source': '', 'polarity': r['polarity'], 'crop': 'none', 'x0': 0, 'y0': 0, 'x1': img.shape[1], 'y1': img.shape[0],
+            'src_h': img.shape[0], 'src_w': img.shape[1], 'landmarks': '', 'sha1': sha}
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n033
+def _image_rows(found, raw, out, image_size, nist16_nontarget, seed, progress):
+    "The images of every shallowfake dataset in `found` → (manifest rows, skipped rows)."
+    rows, skipped = [], []
+    for name, root in found.items():
+        if name == 'ffpp':
+            continue
+        records = SHALLOWFAKE_DATASETS[name][1](root, seed, **({'nontarget': nist16_nontarget} if name == 'nist16' else {}))
+        for r in tqdm(records, desc=f'extract_frames: {name}', disable=not progress):
+            why = _bad_name(r, raw) or (relative_text(r['skip_reason'], raw) if r['skip_reason'] else None)
+            if why:
+                skipped.append({'source': rel_name(r['path'], raw), 'frame': -1, 'reason': why}); continue
+            try:
+                rows.append(_extract_image(r, out, raw, image_size))
+            except ForgelocError as e:
+                why = relative_text(str(e), raw)
+                warnings.warn(why); skipped.append({'source': rel_name(r['path'], raw), 'frame': -1, 'reason': why})
+    return rows, skipped
+
+# %% ../../nbs/18_data.extract_frames.ipynb #n036
+def _write_outputs(out, rows, skipped, cfg) -> pd.DataFrame:
+    "Write `manifest.csv`, `skipped.csv` and `summary.json` into `out`; returns the manifest."
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLS)
+    manifest.to_csv(out / 'manifest.csv', index=False)
+    pd.DataFrame(skipped, columns=['source', 'frame', 'reason']).to_csv(out / 'skipped.csv', index=False)
+    summary = {'n_frames': len(manifest), 'n_skipped': len(skipped), 'config': cfg,
+               'by_split_label': {f'{s}/{l}': int(n) for (s, l), n in manifest.groupby(['split', 'label']).size().items()},
+               'skipped_by_reason': dict(Counter(reason_kind(s['reason']) for s in skipped).most_common())}
+    (out / 'summary.json').write_text(json.dumps(summary, indent=2))
+    return manifest
+
+# %% ../../nbs/18_data.extract_frames.ipynb #c043
+def extract_frames(raw_dir, out_dir, policy: str = 'fixed', frames_per_real: int = 7, frames_per_fake: int = 2,
+                   every_k: int = 5, frames_train: int = 270, frames_eval: int = 100, real_factor_train: int = 1,
+                   compression: str = 'c23', crop: str = 'box', box_scale: float = 1.3, fcn_scale: float = 1.1,
+                   crop_size: int = 128, image_size: int = 128, landmarks: bool = False, split_unit: str = 'video',
+                   ffpp_methods=FFPP_METHODS, nist16_nontarget: bool = False, detect_every: int = 1, detect_size: int = 0,
+                   detect_near: float = 0.0, workers: int = 1, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Run the extract_frames stage from `raw_dir` into `out_dir` (replaced atomically); returns the manifest.
+    Sampling: `policy` fixed (`frames_per_real`/`frames_per_fake`, drawn per video from `seed`), every_k, or evenly
+    (`frames_train`/`frames_eval`, real training videos × `real_factor_train`). Crop: none (whole frame), box (Haar box ×
+    `box_scale`) or fcn (landmark rule, `fcn_scale`; needs the `landmarks` extra). `landmarks=True` (or crop fcn) records
+    each frame's 68 dlib landmarks (the hull and face-region labels of `build_masks` need them). Without FF++ split files,
+    `split_unit` 'video' draws the 6:2:2 / 5:2:3 split per video, 'frame' per frame (as the UPerNet paper). `ffpp_methods`:
+    the FF++ methods read; `nist16_nontarget`: also NIST16's non-target probes. Speed: `detect_every`, `detect_size`,
+    `detect_near` (`faces.track_faces`); `workers` processes (0 = one per CPU core; the output does not depend on it)."""
+    cfg = _extract_config(policy, frames_per_real, frames_per_fake, every_k, frames_train, frames_eval, real_factor_train,
+                          crop, box_scale, fcn_scale, crop_size, image_size, landmarks, split_unit, ffpp_methods,
+                          nist16_nontarget, detect_every, detect_size, detect_near, workers)
+    raw = resolve(raw_dir)
     found = find_datasets(raw)
     # dlib (the FF++ authors' detector) whenever landmarks are wanted, else OpenCV's Haar cascade for box crops
     kind = 'dlib' if cfg['landmarks'] else 'haar' if crop == 'box' else None
     if kind is not None and 'ffpp' in found:
         _detector(kind)                  # fail early (e.g. without the landmarks extra), before any worker starts
-    rng = np.random.default_rng(seed)
-    rows, skipped = [], []
     with atomic_dir(out_dir) as out:
-        if 'ffpp' in found:
-            videos = list_ffpp_videos(found['ffpp'], compression, seed, ffpp_methods)
-            per_frame = split_unit == 'frame' and ffpp_split_map(found['ffpp']) is None
-            plan, tasks = [], []     # frame indices drawn here, in video order, so the draw does not depend on the workers
-            for v in videos:
-                if v['split'] is None:
-                    plan.append(('skip', {'source': _rel(v['path'], raw), 'frame': -1, 'reason': 'video in no split file'})); continue
-                try:
-                    n = video_info(v['path'])['n_frames']
-                    idx = sample_frame_indices(n, cfg['policy'], frame_count_for(v, cfg), cfg['every_k'], rng)
-                except ForgelocError as e:
-                    plan.append(('error', str(e), v)); continue
-                plan.append(('task', len(tasks), v)); tasks.append((v, idx, out, raw, {**cfg, 'detector': kind}))
-            done = map_tasks(_extract_video, tasks, workers, dict(desc='extract_frames: videos', disable=not progress))
-            for p in plan:
-                if p[0] == 'skip':
-                    skipped.append(p[1]); continue
-                if p[0] == 'error':
-                    r, s, err = [], [{'source': _rel(p[2]['path'], raw), 'frame': -1, 'reason': p[1]}], p[1]
-                else:
-                    r, s, err = done[p[1]]
-                if err:
-                    warnings.warn(err)
-                for row in r if per_frame else []:
-                    row['split'] = seeded_split(row['item'], seed, (6, 2, 2) if p[2]['label'] == 0 else (5, 2, 3))
-                rows += r; skipped += s
-        for name, root in found.items():
-            if name == 'ffpp':
-                continue
-            records = SHALLOWFAKE_DATASETS[name][1](root, seed, **({'nontarget': nist16_nontarget} if name == 'nist16' else {}))
-            for r in tqdm(records, desc=f'extract_frames: {name}', disable=not progress):
-                if r['skip_reason']:
-                    skipped.append({'source': _rel(r['path'], raw), 'frame': -1, 'reason': r['skip_reason']}); continue
-                try:
-                    rows.append(_extract_image(r, out, raw, image_size))
-                except ForgelocError as e:
-                    warnings.warn(str(e)); skipped.append({'source': _rel(r['path'], raw), 'frame': -1, 'reason': str(e)})
+        rows, skipped = _ffpp_frames(found['ffpp'], raw, out, cfg, compression, seed, kind, workers, progress) if 'ffpp' in found else ([], [])
+        r, s = _image_rows(found, raw, out, image_size, nist16_nontarget, seed, progress)
+        rows += r; skipped += s
         if not rows:
-            raise ForgelocError(f'extract_frames found nothing usable in {raw} ({len(skipped)} items skipped)')
-        manifest = pd.DataFrame(rows, columns=MANIFEST_COLS)
-        manifest.to_csv(out / 'manifest.csv', index=False)
-        pd.DataFrame(skipped, columns=['source', 'frame', 'reason']).to_csv(out / 'skipped.csv', index=False)
-        summary = {'n_frames': len(manifest), 'n_skipped': len(skipped), 'config': cfg,
-                   'by_split_label': {f'{s}/{l}': int(n) for (s, l), n in manifest.groupby(['split', 'label']).size().items()},
-                   'skipped_by_reason': pd.DataFrame(skipped, columns=['reason']).reason.str.split(':').str[0].value_counts().to_dict()}
-        (out / 'summary.json').write_text(json.dumps(summary, indent=2))
-    if skipped:
-        print(f'extract_frames: {len(skipped)} item(s) skipped, listed in {Path(out_dir) / "skipped.csv"}')
+            raise ForgelocError(skip_summary(f'extract_frames found nothing usable in {shown(raw)}', 'nothing', [s['reason'] for s in skipped]))
+        manifest = _write_outputs(out, rows, skipped, cfg)
+    ff = manifest[manifest.dataset == 'ffpp']
+    print(skip_summary('extract_frames', f'{len(manifest)} frames ({len(ff)} of {ff.source.nunique()} videos, '
+                       f'{len(manifest) - len(ff)} images)', [s['reason'] for s in skipped]))
     return manifest

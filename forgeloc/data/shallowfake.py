@@ -18,10 +18,10 @@ from .splits import SPLITS, seeded_split
 
 # %% auto #0
 __all__ = ['RECORD_KEYS', 'METHODS', 'MASK_POLARITIES', 'SPLIT_CHOICES', 'CASIA1_GT_DIRS', 'CASIA1_TAMPERED_DIRS',
-           'COLUMBIA_SPLICED', 'NIST16_REFERENCE', 'SHALLOWFAKE_DATASETS', 'image_hw', 'casia_source_ids',
-           'casia_groups', 'list_casia1', 'list_casia_images', 'list_casia2', 'decode_columbia_edgemask',
-           'list_columbia', 'list_coverage', 'read_nist16_pairs', 'list_nist16', 'normalize_image_mask', 'load_mask',
-           'find_shallowfake_datasets']
+           'CASIA2_GT_DIRS', 'COLUMBIA_SPLICED', 'NIST16_REFERENCE', 'SHALLOWFAKE_DATASETS', 'image_hw',
+           'casia_source_ids', 'casia_groups', 'list_casia1', 'list_casia_images', 'list_casia2',
+           'decode_columbia_edgemask', 'list_columbia', 'list_coverage', 'read_nist16_pairs', 'list_nist16',
+           'normalize_image_mask', 'load_mask', 'find_shallowfake_datasets']
 
 # %% ../../nbs/14_data.shallowfake.ipynb #c005
 RECORD_KEYS = ('dataset', 'image', 'path', 'label', 'method', 'mask_path', 'polarity', 'split', 'group', 'skip_reason')
@@ -132,9 +132,10 @@ def list_casia1(root, seed: int = 0, split: str = 'test', gt_dir=None) -> list[d
         rows.append(_record('casia1', p, 1, method, mask, 'white', group[p.stem], reason))
     return _assign_splits(rows, split, seed)
 
-
 # %% ../../nbs/14_data.shallowfake.ipynb #c016c
-def list_casia_images(casia_root, seed: int = 0, gt_dirs=('CASIA2.0_Groundtruth', 'Groundtruth', 'GT')) -> list[dict]:
+CASIA2_GT_DIRS = ('CASIA2.0_Groundtruth', 'Groundtruth', 'GT')     # where CASIA v2.0 copies keep their masks
+
+def list_casia_images(casia_root, seed: int = 0, gt_dirs=CASIA2_GT_DIRS) -> list[dict]:
     "Authentic and tampered images of a CASIA v2.0 tree: dicts of image, path, label, method, mask_path, split (8:1:1 by twin group)."
     casia_root = Path(casia_root)
     gts = [casia_root / d for d in gt_dirs if (casia_root / d).is_dir()]
@@ -151,16 +152,21 @@ def list_casia_images(casia_root, seed: int = 0, gt_dirs=('CASIA2.0_Groundtruth'
 
 # %% ../../nbs/14_data.shallowfake.ipynb #c017
 def list_casia2(root, seed: int = 0, split: str = 'seeded') -> list[dict]:
-    "CASIA v2.0: `Au/` authentic, `Tp/Tp_D_*` splice and `Tp_S_*` copy-move; masks `<name>_gt.png`, 255 = tampered; 8:1:1 by twin group (`list_casia_images`)."
+    """CASIA v2.0: `Au/` authentic, `Tp/Tp_D_*` splice and `Tp_S_*` copy-move; masks `<name>_gt.png`, 255 = tampered; 8:1:1 by
+    twin group (`list_casia_images`). A mask without its image is listed too, with that reason."""
     root = Path(root)
     _require_any(root, ['Au', 'Tp'], 'CASIA v2.0')
     check_choice('split', split, SPLIT_CHOICES)
     rows = []
-    for r in list_casia_images(root, seed):
+    images = list_casia_images(root, seed)
+    for r in images:
         reason = None if r['label'] == 0 or r['mask_path'] else f"tampered image without a ground-truth mask {r['video']}_gt.png"
         rec = _record('casia2', r['path'], r['label'], r['method'], r['mask_path'], 'white', r['group'], reason, image=r['video'])
         rec['split'] = r['split'] if split == 'seeded' else split
         rows.append(rec)
+    used = {r['mask_path'] for r in images if r['mask_path']}
+    for gt in sorted(p for d in CASIA2_GT_DIRS for p in _images(root / d) if p not in used):
+        rows.append(_record('casia2', gt, None, None, skip_reason='ground-truth mask without its image'))
     return rows
 
 # %% ../../nbs/14_data.shallowfake.ipynb #c021
