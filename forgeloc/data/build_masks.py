@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..core import ForgelocError, atomic_dir, check_positive, parse_list, resolve
 from .labels import (face_part_masks, fakeness_map, hull_mask, landmarks_to_crop,
-                                  noise_residual, noise_sigma_for, ones_mask, write_label, zeros_mask)
+                                  noise_residual, noise_sigma_for, noise_sigma_of, ones_mask, write_label, zeros_mask)
 from .faces import crop_square
 from .io import map_tasks, read_frames, reason_kind, relative_text, shown, skip_summary, video_info, write_png
 from .shallowfake import load_mask
@@ -79,14 +79,6 @@ def _masks_config(mask_threshold, labels, noise_sigma, ones_methods, workers) ->
 def _write_mask(out, item, m) -> tuple[str, str]:
     "Write {0,1} mask `m` as `masks/<item>.png` (0/255) under `out`; returns (relative path, SHA-1 of the file's bytes)."
     return f'masks/{item}.png', write_png(out / 'masks' / f'{item}.png', (m * 255).astype(np.uint8))
-
-# %% ../../nbs/19_data.build_masks.ipynb #n005
-def _sigma_for(source: str, noise_sigma) -> float:
-    "σ of the noise label of a frame from `source`: the number given, or by FF++ quality folder in its path ('raw' level for images)."
-    if noise_sigma != 'auto':
-        return float(noise_sigma)
-    parts = Path(source).parts
-    return noise_sigma_for(next((q for q in ('c40', 'c23', 'raw') if q in parts), 'raw'))
 
 # %% ../../nbs/19_data.build_masks.ipynb #n009
 def _video_labels(g, kinds, raw, size, threshold, ones_methods):
@@ -170,7 +162,7 @@ def _group_labels(task):
         for k in kinds[1:]:
             if k == 'noise':
                 img = cv2.cvtColor(cv2.imread(str(frames_dir / 'frames' / f'{r.item}.png')), cv2.COLOR_BGR2RGB)
-                made[r.item]['noise'] = noise_residual(img, _sigma_for(source, noise_sigma))
+                made[r.item]['noise'] = noise_residual(img, noise_sigma_of(source, noise_sigma))
             row[k] = (write_label(out / 'labels' / k / r.item, k, made[r.item][k]).relative_to(out).as_posix()
                       if k in made[r.item] else '')
         rows.append(row)

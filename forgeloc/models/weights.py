@@ -449,7 +449,7 @@ def sha256_file(path, chunk: int = 1 << 22) -> str:
 # %% ../../nbs/27_models.weights.ipynb #w088
 def import_weights(file, format: str | None = None, out_dir=None) -> Path:
     "Convert the authors' checkpoint `file` (format from its keys unless given) into a forgeloc checkpoint `out_dir`/best.pt (default models/<format>_<file stem>) with its provenance; returns that path."
-    from forgeloc.train import save_checkpoint     # moves to forgeloc.checkpoints
+    from forgeloc.checkpoints import save_checkpoint
     p = Path(file)
     state = read_weights(p)
     fmt = FORMATS[check_choice('weights format', format or detect_format(state), list(FORMATS))]
