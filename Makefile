@@ -62,7 +62,7 @@ table3: install
 	$(BIN)/dvc repro reports
 
 readme: install
-	$(BIN)/python -c "from forgeloc.pipeline import README_BLOCKS, update_readme; print('README updated' if [update_readme(table=t, marker=m) for m, t in README_BLOCKS.items()].count(True) else 'README unchanged')"
+	$(BIN)/python -c "from forgeloc.compare import README_BLOCKS, update_readme; print('README updated' if [update_readme(table=t, marker=m) for m, t in README_BLOCKS.items()].count(True) else 'README unchanged')"
 
 export: install
 	$(BIN)/nbdev_export

@@ -14,10 +14,8 @@ import yaml
 from .core import ForgelocError, check_choice, load_params, resolve
 
 # %% auto #0
-__all__ = ['STAGES', 'FOREACH_GROUPS', 'FOREACH_STAGES', 'NOTEBOOK_OF', 'COMPARE_COLUMNS', 'GRAY_COLUMNS', 'DOMAIN_COLUMNS',
-           'TEST_DOMAINS', 'README_BLOCKS', 'SEED_COLUMNS', 'stage_notebook', 'format_overrides', 'parse_overrides',
-           'model_keys', 'dvc_stage_params', 'cli_value', 'run_stage', 'comparison', 'comparison_markdown',
-           'comparison_summary', 'update_readme', 'seed_runs', 'seeds_markdown']
+__all__ = ['STAGES', 'FOREACH_GROUPS', 'FOREACH_STAGES', 'NOTEBOOK_OF', 'stage_notebook', 'format_overrides', 'parse_overrides',
+           'model_keys', 'dvc_stage_params', 'cli_value', 'run_stage', 'parse_seeds']
 
 # %% ../nbs/70_pipeline.ipynb #c005
 STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'train_after', 'evaluate_after', 'compare', 'figures', 'reports')
@@ -143,124 +141,15 @@ def run_stage(stage: str, output=None, progress: bool = False, key: str | None =
                         cwd=str(resolve('.')), progress_bar=progress)
     return out
 
-# %% ../nbs/70_pipeline.ipynb #c018
-COMPARE_COLUMNS = ('image_auc', 'image_f1_mvss', 'image_f1', 'pixel_f1_all', 'pixel_f1_fakes', 'combined_f1', 'pixel_f1_all_best', 'iou')
-GRAY_COLUMNS = ('coss', 'psnr', 'ssim')        # FakeLocator's gray-map metrics; '—' for models without a gray map
-DOMAIN_COLUMNS = ('pixel_f1_all', 'image_f1_mvss', 'combined_f1', 'image_auc')   # UPerNet paper, Table III
-TEST_DOMAINS = ('shallow', 'deep', 'both')
-
-def _fmt(v) -> str:
-    return '—' if v is None or (isinstance(v, float) and v != v) else (f'{v:.3f}' if isinstance(v, float) else str(v))
-
-def _label(key: str) -> str:
-    from forgeloc.metrics import METRICS
-    return METRICS[key][0] if key in METRICS else key.upper()
-
-def _legend(keys) -> str:
-    from forgeloc.metrics import METRICS
-    return '; '.join(f'**{METRICS[k][0]}**: {METRICS[k][1]}' for k in keys if k in METRICS)
-
-def comparison(metrics_dir='metrics/evaluate') -> list[dict]:
-    "One row per `<model>.json` in `metrics_dir` (written by the evaluate stage), in file-name order."
-    import json
-    files = sorted(resolve(metrics_dir).glob('*.json'))
-    if not files:
-        raise ForgelocError(f'no evaluation results in {resolve(metrics_dir)}: run the evaluate stages first')
-    return [json.loads(f.read_text()) for f in files]
-
-def comparison_markdown(rows: list[dict]) -> str:
-    "The comparison table (per model its preset, training set, size, training time and the test metrics, each column's convention in the legend) and the test-domain table (UPerNet Table III layout)."
-    by_dataset = lambda r: r.get('by_dataset') or r.get('datasets') or {}   # `datasets`: result files before the by_* tables
-    datasets = sorted({g for r in rows for g in by_dataset(r)})
-    head = ['model', 'preset', 'train set', 'parameters', 'epochs (best)', 'train s'] + [_label(c) for c in COMPARE_COLUMNS] + \
-           [c.upper() for c in GRAY_COLUMNS] + [f'{d} AUC' for d in datasets]
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for r in rows:
-        cells = [f"`{r['model']}`", r['preset'], r.get('train_set', 'both'), f"{r['n_params'] / 1e6:.2f}M",
-                 f"{r['epochs']} ({r['checkpoint_epoch']})", f"{r['train_seconds']:.0f}"] + \
-                [_fmt(r.get(c)) for c in COMPARE_COLUMNS] + [_fmt(r.get(c)) for c in GRAY_COLUMNS] + \
-                [_fmt(by_dataset(r).get(d, {}).get('image_auc')) for d in datasets]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    n = max(rows, key=lambda r: r['n_images'])             # the models that read every test frame
-    fewer = [r for r in rows if (r['n_images'], r['n_manipulated']) != (n['n_images'], n['n_manipulated'])]
-    note = ('' if not fewer else ' Tested on fewer frames (a label they need exists for part of the data only): ' +
-            ', '.join(f"`{r['model']}` {r['n_images']} ({r['n_manipulated']} manipulated)" for r in fewer) + '.')
-    res = {r.get('resolution', 'input') for r in rows}
-    where = ('each image\'s original size (the crop box it was cut from, see nbs/60_evaluate)' if res == {'original'}
-             else 'the model\'s input size' if res == {'input'} else 'original or input size (see each result file)')
-    dom_head = ['model', 'train set'] + [f'{d}: {_label(k)}' for d in TEST_DOMAINS for k in DOMAIN_COLUMNS]
-    dom = ['| ' + ' | '.join(dom_head) + ' |', '|' + '---|' * len(dom_head)]
-    for r in rows:
-        dom.append('| ' + ' | '.join([f"`{r['model']}`", r.get('train_set', 'both')] +
-                                     [_fmt((r.get(d) or {}).get(k)) for d in TEST_DOMAINS for k in DOMAIN_COLUMNS]) + ' |')
-    return (f"Test split of the sample, threshold t = {n['threshold']}: {n['n_images']} frames/images, {n['n_manipulated']} "
-            f"manipulated.{note} Pixel metrics at {where}. — = undefined (no map, no such test image, no gray map).\n\n"
-            + '\n'.join(lines) + '\n\n'
-            + f"Columns: {_legend(COMPARE_COLUMNS)}; **COSS, PSNR (dB), SSIM**: predicted against ground-truth gray fakeness "
-              f"maps over the manipulated images (FakeLocator, Huang et al. Sec. 5.1; — for models that predict no gray map); "
-              f"**<dataset> AUC**: AUC on that dataset's test images.\n\n"
-            + "By test domain (the UPerNet paper's Table III layout; shallow = shallowfake datasets, deep = FaceForensics++):\n\n"
-            + '\n'.join(dom) + '\n')
-
-def comparison_summary(rows: list[dict]) -> dict:
-    "{model: flat metrics} for `metrics/compare.json` (what `dvc metrics show` and `dvc exp show` list): headline metrics, gray metrics, `<dataset>_auc` and `<domain>_<metric>` of the Table III columns; null where undefined."
-    keep = (*COMPARE_COLUMNS, 'image_ap', 'image_eer', 'image_acc', 'video_auc', 'n_params', 'train_seconds', 'checkpoint_epoch')
-    out = {}
-    for r in rows:
-        s = {k: r.get(k) for k in keep}
-        s.update({k: r[k] for k in GRAY_COLUMNS if k in r})
-        s.update({f'{d}_auc': v.get('image_auc') for d, v in (r.get('by_dataset') or r.get('datasets') or {}).items()})
-        s.update({f'{d}_{k}': (r.get(d) or {}).get(k) for d in TEST_DOMAINS for k in DOMAIN_COLUMNS})
-        out[r['model']] = s
-    if any(r.get('seeds') for r in rows):                     # mean and sd over seeds (`seeds_markdown`)
-        from forgeloc.reports import seed_summary
-        summ = seed_summary(seed_runs(rows), SEED_COLUMNS).set_index('model')
-        for m, row in summ.iterrows():
-            out[m]['n_seeds'] = len(row['seeds'].split(','))
-            for k in SEED_COLUMNS:
-                out[m][f'{k}_mean'] = None if row[f'{k}_mean'] != row[f'{k}_mean'] else round(float(row[f'{k}_mean']), 4)
-                out[m][f'{k}_sd'] = None if row[f'{k}_sd'] != row[f'{k}_sd'] else round(float(row[f'{k}_sd']), 4)
-    return out
-
-README_BLOCKS = {'results': 'metrics/compare.md', 'table3': 'metrics/table3.md', 'cross': 'metrics/cross_dataset.md'}
-
-def update_readme(readme='README.md', table='metrics/compare.md', marker: str = 'results') -> bool:
-    "Replace the block between the `marker` markers of `readme` with the Markdown in `table`; True if it changed."
-    from forgeloc.core import atomic_write
-    p, t = resolve(readme), resolve(table)
-    if not t.exists():
-        raise ForgelocError(f'{t} not found: run the pipeline (dvc repro) first')
-    text = p.read_text()
-    start, end = f'<!-- {marker}:start -->', f'<!-- {marker}:end -->'
-    if start not in text or end not in text:
-        raise ForgelocError(f'{p} has no {start} ... {end} block')
-    head, rest = text.split(start, 1)
-    new = head + start + '\n' + t.read_text() + end + rest.split(end, 1)[1]
-    if new != text:
-        with atomic_write(p) as f:
-            f.write(new)
-    return new != text
-
-# %% ../nbs/70_pipeline.ipynb #s002
-SEED_COLUMNS = ('image_auc', 'image_f1_mvss', 'pixel_f1_all', 'combined_f1', 'video_auc')
-
-def seed_runs(rows: list[dict]):
-    "One row per (model, seed) from each evaluation's `seeds` (a result without `seeds` is one run), the `SEED_COLUMNS` as columns."
-    import pandas as pd
-    out = []
-    for r in rows:
-        for s, v in (r.get('seeds') or {str(r.get('seed', '')): r}).items():
-            out.append({'model': r['model'], 'seed': s, **{k: v.get(k) for k in SEED_COLUMNS}})
-    return pd.DataFrame(out)
-
-def seeds_markdown(rows: list[dict]) -> str:
-    "Mean ± sd over each model's seeds of the `SEED_COLUMNS`, the columns' conventions in a legend."
-    from forgeloc.reports import seed_summary
-    summ = seed_summary(seed_runs(rows), SEED_COLUMNS)
-    head = ['model', 'runs (seeds)'] + [_label(c) for c in SEED_COLUMNS]
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for r in summ.to_dict('records'):
-        lines.append('| ' + ' | '.join([f"`{r['model']}`", f"{len(r['seeds'].split(','))} ({r['seeds']})"] +
-                                       [r[c] for c in SEED_COLUMNS]) + ' |')
-    return ('Mean ± sd over seeds (sample sd), whole test split, threshold as below:\n\n' + '\n'.join(lines) +
-            f"\n\nColumns: {_legend(SEED_COLUMNS)}.\n")
+# %% ../nbs/70_pipeline.ipynb #c101
+def parse_seeds(text, base_seed: int | None = None, name: str = 'train.extra_seeds') -> list[int]:
+    "Seeds from '2027,2028' (or a list; 'none' or '' for none): whole numbers, distinct, none equal to `base_seed`."
+    items = text if isinstance(text, (list, tuple)) else str(text).replace(',', ' ').split()
+    items = [s for s in items if str(s).lower() != 'none']
+    try:
+        seeds = [int(s) for s in items]
+    except ValueError:
+        raise ForgelocError(f'parameter `{name}` must be comma-separated whole numbers or none, got {text!r}') from None
+    if len(set(seeds)) != len(seeds) or (base_seed is not None and int(base_seed) in seeds):
+        raise ForgelocError(f'parameter `{name}` repeats a seed (or base.seed {base_seed}): {text!r}')
+    return seeds

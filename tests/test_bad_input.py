@@ -142,7 +142,7 @@ def test_evaluate_refuses_an_empty_split_and_nan_maps():
 def test_comparison_shows_a_missing_or_undefined_metric_as_a_dash(tmp_path):
     "An older result file without a key, or a null (undefined) value, prints '—', never 0."
     import json
-    from forgeloc.pipeline import comparison, comparison_markdown
+    from forgeloc.compare import comparison, comparison_markdown
     rec = {'model': 'old', 'preset': 'cpu', 'n_params': 1000, 'epochs': 1, 'checkpoint_epoch': 1, 'train_seconds': 1.0,
            'threshold': 0.5, 'n_images': 4, 'n_manipulated': 2, 'image_auc': None}
     (tmp_path / 'old.json').write_text(json.dumps(rec))
