@@ -6,7 +6,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / 'forgeloc' / 'data'
 # each module and the data modules it may import (None: anything below the stages; not checked further)
 LAYER = {'io': 0, 'splits': 0, 'labels': 1, 'faces': 1, 'ffpp': 1, 'shallowfake': 1,
-         'extract_frames': 2, 'build_masks': 2, 'dataset': 2, 'sample': 2}   # sample builds raw data with faces + io
+         'extract_frames': 2, 'build_masks': 2, 'dataset': 2, 'sample': 4,   # sample builds raw data from its two parts
+         'photos': 2, 'sample_faces': 3, 'sample_shallow': 3}
 
 
 def data_imports(path: Path) -> set:

@@ -9,7 +9,7 @@ from forgeloc.core import ForgelocError
 from forgeloc.models.registry import build_model
 from forgeloc.models.weights import (FORMATS, authors_layout, format_config, import_weights, input_normalization,
                                      random_authors_state, to_authors, to_forgeloc)
-from forgeloc.train import load_checkpoint, read_checkpoint
+from forgeloc.checkpoints import load_checkpoint, read_checkpoint
 
 
 @pytest.mark.parametrize('fmt', list(FORMATS))
