@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .checkpoints import read_checkpoint
 from .core import ForgelocError, atomic_write, check_positive
 from .evaluate import recipe_datasets
 from .models.registry import get_recipe
@@ -58,13 +59,13 @@ def flat_config(cfg: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v if ok(v) else str(v) for k, v in cfg.items()}
 
 # %% ../nbs/51_launch.ipynb #l013
-def open_live(live_dir, cfg: dict, done: int = 0):
-    "A DVCLive logger in `live_dir`, with the resolved configuration as its params; `done` > 0: a resumed run's curves continue at step `done` (epoch e is step e − 1)."
+def open_live(live_dir, cfg: dict, rows: list[dict] = ()):
+    "A fresh DVCLive logger in `live_dir` with the resolved configuration as its params; a resumed run passes the `rows` of the epochs it already has, which are logged again at their steps (epoch e is step e − 1), so the curves hold every epoch once whatever moment the earlier run was killed at."
     from dvclive import Live
-    live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None, resume=done > 0)
-    if done > 0:
-        live.step = done                     # epochs, not whatever the log last reached: a kill between checkpoint and log leaves a gap, no shift
+    live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None, resume=False)
     live.log_params(flat_config(cfg))
+    for row in rows:
+        _log_epoch(live, row)
     return live
 
 def _log_epoch(live, row: dict) -> None:
@@ -74,6 +75,14 @@ def _log_epoch(live, row: dict) -> None:
     live.next_step()
 
 # %% ../nbs/51_launch.ipynb #l015
+def _done_rows(out_dir, cfg: dict) -> list[dict]:
+    "The history rows of the epochs `train_model` would not redo: the checkpoint's own (it is written first), with the seconds of `history.json` where it has them."
+    done = resume_point(out_dir, cfg)
+    if done == 0:
+        return []
+    seconds = {r['epoch']: r.get('seconds') for r in read_history(out_dir)}
+    return [{**r, 'seconds': seconds.get(r['epoch'])} for r in read_checkpoint(Path(out_dir) / 'last.pt')['history'] if r['epoch'] <= done]
+
 def run_training(spec: dict) -> list[dict]:
     "Train from a spec: cfg, frames_dir, masks_dir, out_dir, live_dir, seed, device, init, deterministic, compile, resume, progress."
     rank, world, dev = init_distributed(spec.get('device', 'cpu'))
@@ -82,9 +91,8 @@ def run_training(spec: dict) -> list[dict]:
     if rank == 0:
         print(f"{len(ds['train'])} training frames ({ds['train'].labels.mean():.0%} manipulated), {len(ds['val'])} validation "
               f"frames; labels {get_recipe(cfg['model']).labels_for(cfg)}, input {cfg['size']} px, {world} process(es)")
-    done = resume_point(out_dir, cfg) if resume else 0            # epochs an unfinished run already has
-    rows = [r for r in read_history(out_dir) if r['epoch'] <= done]
-    live = open_live(spec['live_dir'], cfg, done) if rank == 0 and spec.get('live_dir') else None
+    rows = _done_rows(out_dir, cfg) if resume else []               # epochs an unfinished run already has
+    live = open_live(spec['live_dir'], cfg, rows) if rank == 0 and spec.get('live_dir') else None
     def on_epoch(epoch, row):
         rows.append(row)
         write_history(out_dir, rows, world)

@@ -269,9 +269,9 @@ def train_model(cfg: dict, train_ds, val_ds, out_dir, device='cpu', progress: bo
         state['history'].append(dict(row))
         state['best'] = key if improved else state['best']
         if rank == 0:
-            save_epoch(out_dir, t, cfg, epoch, row, state, gen, world, improved)
-            if on_epoch is not None:
+            if on_epoch is not None:                   # the epoch's record first: a kill before the checkpoint only repeats it
                 on_epoch(epoch, {**row, 'seconds': round(time.time() - t0, 2)})
+            save_epoch(out_dir, t, cfg, epoch, row, state, gen, world, improved)
         if world > 1:
             dist.barrier()
     return state['history']
