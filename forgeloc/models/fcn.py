@@ -45,6 +45,7 @@ class FCN(nn.Module):
         cls = self.cls_head(F.adaptive_avg_pool2d(o, 1)).flatten(1)
         return {'seg': seg, 'cls': cls, 'features': o}
 
+# %% ../../nbs/21_models.fcn.ipynb #c006b
 def fcn(width: float = 1.0, in_channels: int = 3, n_classes: int = 2) -> FCN:
     "The FCN at channel multiplier `width`."
     return FCN(width=width, in_channels=in_channels, n_classes=n_classes)
@@ -81,13 +82,17 @@ def fcn_loss(model: nn.Module, lambda_seg: float = 0.5) -> FCNJointLoss:
     rf, stride = receptive_field(model)
     return FCNJointLoss(lambda_seg, rf, stride)
 
+# %% ../../nbs/21_models.fcn.ipynb #c022c
 def fcn_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, torch.Tensor]:
     "Image score (softmax of the classifier) and the segmentation probability at full resolution `size`."
     rf, stride = receptive_field(model)
     return out['cls'].float().softmax(1)[:, 1], full_resolution_map(out['seg'].float().softmax(1)[:, 1], rf, stride, size)
 
+# %% ../../nbs/21_models.fcn.ipynb #c022f
 FCN_PAPER = dict(size=128, width=1.0, epochs=50, batch_size=32, optimizer='adam', lr=1e-3, weight_decay=1e-5,
                  schedule='exponential', lr_decay=0.9, lambda_seg=0.5)
+
+# %% ../../nbs/21_models.fcn.ipynb #c022h
 register(Recipe('fcn', build=fcn, loss=fcn_loss, score_and_map=fcn_score_and_map, labels=('binary',),
                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                 presets={'paper': FCN_PAPER, 'cpu': {**FCN_PAPER, 'width': 0.25, 'epochs': 12}},

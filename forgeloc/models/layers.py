@@ -31,6 +31,7 @@ def _bayar_project_(w: torch.Tensor) -> None:
     with torch.no_grad():
         w.div_(w.sum(-1, keepdim=True))
 
+# %% ../../nbs/22_models.layers.ipynb #c008c
 def _bayar_after_step(optimizer, args, kwargs) -> None:
     "Global optimizer step post-hook: re-impose the Bayar constraint on the BayarConv weights `optimizer` holds."
     for group in optimizer.param_groups:
@@ -38,9 +39,11 @@ def _bayar_after_step(optimizer, args, kwargs) -> None:
             if getattr(p, '_bayar_constraint', False):
                 _bayar_project_(p.data)
 
+# %% ../../nbs/22_models.layers.ipynb #c008e
 if '_BAYAR_HOOK' in globals(): _BAYAR_HOOK.remove()    # re-running this cell must not stack hooks
 _BAYAR_HOOK = register_optimizer_step_post_hook(_bayar_after_step)
 
+# %% ../../nbs/22_models.layers.ipynb #c008g
 class BayarConv(nn.Module):
     "Constrained convolution (Bayar & Stamm): centre −1, the other k²−1 weights of each filter sum to 1. `forward(B×in×H×W)` → B×out×H×W."
     def __init__(self, in_channels: int = 1, out_channels: int = 3, kernel_size: int = 5, stride: int = 1,
@@ -75,6 +78,7 @@ RESNET_ARCHS = {'resnet10': (BasicBlock, (1, 1, 1, 1)), 'resnet18': (BasicBlock,
                 'resnet34': (BasicBlock, (3, 4, 6, 3)), 'resnet50': (Bottleneck, (3, 4, 6, 3)),
                 'resnet101': (Bottleneck, (3, 4, 23, 3))}
 
+# %% ../../nbs/22_models.layers.ipynb #c016c
 class ResNetEncoder(ResNet):
     "timm's ResNet (torchvision parameter names, no classifier) whose `forward(B×C×H×W)` returns the taps [C2, C3, C4, C5]."
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -128,6 +132,7 @@ def _tent_cdf(t: torch.Tensor) -> torch.Tensor:
     t = t.clamp(-1.0, 1.0)
     return torch.where(t < 0, (1 + t) ** 2 / 2, 1 - (1 - t) ** 2 / 2)
 
+# %% ../../nbs/22_models.layers.ipynb #c024b3
 def prroi_weights(n: int, bins: int, dtype=torch.float32, device=None) -> torch.Tensor:
     "bins×n matrix W: W[p, j] = mean over bin p of [0, n] (cut in `bins` equal parts) of tent(x − j), the weight of pixel j."
     edges = torch.linspace(0, n, bins + 1, dtype=torch.float64)

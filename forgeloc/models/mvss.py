@@ -25,6 +25,7 @@ def _sqrt0(u: torch.Tensor) -> torch.Tensor:
     pos = u > 0
     return torch.where(pos, torch.sqrt(torch.where(pos, u, torch.ones_like(u))), torch.zeros_like(u))
 
+# %% ../../nbs/24_models.mvss.ipynb #c005c
 class SobelGate(nn.Module):
     "MVSS-Net's Sobel layer. `forward(B×C×H×W)` → sigmoid(√(BN(Sx∗x)² + BN(Sy∗x)² + eps)) ⊙ x, B×C×H×W (eps 0: the authors')."
     def __init__(self, channels: int, eps: float = 0.0):
@@ -175,6 +176,8 @@ def mvss(backbone: str = 'resnet50', width: float = 1.0, deep_stem: bool = False
 
 # %% ../../nbs/24_models.mvss.ipynb #c037
 MVSS_CPU_ARCH = dict(backbone='resnet10', width=0.25)
+
+# %% ../../nbs/24_models.mvss.ipynb #c037a
 MVSS_CPU_TRAIN = dict(size=128, epochs=12, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0,
                       schedule='none', monitor='val_auc')
 

@@ -115,9 +115,15 @@ def upernet(backbone: str = 'resnet50', width: float = 1.0, deep_stem: bool = Tr
 
 # %% ../../nbs/23_models.upernet.ipynb #c025
 PAPER_ARCH = dict(backbone='resnet50', deep_stem=True, ppm_pool='prroi')    # the authors' models/upernet.py, models/resnet.py
+
+# %% ../../nbs/23_models.upernet.ipynb #c025b
 CPU_ARCH = dict(backbone='resnet10', width=0.25, fpn_channels=64, ppm_channels=64, deep_stem=False, ppm_pool='prroi')   # 7×7 stem: torchvision/timm files fit
+
+# %% ../../nbs/23_models.upernet.ipynb #c025d
 PAPER_TRAIN = dict(size=512, epochs=50, batch_size=32, optimizer='adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0,
                    schedule='plateau', plateau_factor=0.1, plateau_patience=5, monitor='val_loss')
+
+# %% ../../nbs/23_models.upernet.ipynb #c025e
 CPU_TRAIN = dict(size=128, epochs=12, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0,
                  schedule='none', monitor='val_auc')
 
