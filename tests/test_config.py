@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from forgeloc.params import CHECK_OUTPUT, CHECK_STAGE
 from forgeloc.pipeline import STAGES, dvc_stage_params, stage_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,16 +41,26 @@ def test_every_interpolation_exists_in_params():
 
 
 def test_stages_are_chained():
-    assert tuple(DVC['stages']) == STAGES
+    assert tuple(DVC['stages']) == (CHECK_STAGE, *STAGES)
     fill = lambda text: re.sub(r'\$\{([^}]+)\}', lambda m: str(lookup(m.group(1))), text)
     names = lambda entries: [e if isinstance(e, str) else next(iter(e)) for e in entries]
     outs = {s: [o for kind in ('outs', 'metrics', 'plots') for o in names(stage_spec(s).get(kind, []))] for s in STAGES}   # all three are DVC outputs
     for i, after in enumerate(STAGES[1:], 1):       # a DAG in STAGES order: compare and figures both follow evaluate
         produced = {fill(o) for before in STAGES[:i] for o in outs[before]}
-        needed = {fill(d) for d in stage_spec(after)['deps']}
+        needed = {fill(d) for d in stage_spec(after)['deps']} - {CHECK_OUTPUT}      # the params check's output links every stage
         assert any(n == p or p.startswith(n + '/') for n in needed for p in produced), f'{after} depends on no output of the stages before it'
     needed = {fill(d) for d in stage_spec('figures')['deps']}
     assert {'models', 'plots'} <= needed, 'figures reads every checkpoint and the ROC/PR data of evaluate'
+
+
+def test_every_stage_waits_for_the_params_check():
+    "check_params depends on every value of params.yaml, and every other stage on its output: DVC runs it first."
+    check = DVC['stages'][CHECK_STAGE]
+    assert check['params'] == [{'params.yaml': None}]                 # the whole file
+    assert 'forgeloc.params' in check['cmd'] and 'forgeloc/params.py' in check['deps']
+    assert check['outs'] == [{CHECK_OUTPUT: {'cache': False}}]
+    for stage in STAGES:
+        assert stage_spec(stage)['deps'][0] == CHECK_OUTPUT, stage
 
 
 def test_one_train_and_evaluate_stage_per_model():
