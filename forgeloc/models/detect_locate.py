@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from timm.models.xception import Block
 
 from ..core import ForgelocError, check_choice
+from ..losses import image_bce
 from .layers import count_params
 from .registry import Recipe, register
 
@@ -156,7 +157,7 @@ class DetectLocateLoss(nn.Module):
         self.lambda_noise, self.lambda_semantic, self.noise_channels = float(lambda_noise), float(lambda_semantic), noise_channels
 
     def forward(self, out: dict, batch: dict) -> dict:
-        lc = F.binary_cross_entropy_with_logits(out['cls'].float()[:, 0], batch['label'].float())
+        lc = image_bce(out, batch)
         lb = sum(F.binary_cross_entropy_with_logits(out[f'sem{j}'].float(), semantic_targets(batch['mask'], out[f'sem{j}'].shape[-2:]))
                  for j in (1, 2, 3))
         res = {'cls': lc, 'semantic': lb}
@@ -189,7 +190,7 @@ class XceptionClassifier(nn.Module):
 class ImageBCELoss(nn.Module):
     "Binary cross-entropy of the image logit (the Xception baseline). `forward(out, batch)` → dict(loss, cls)."
     def forward(self, out: dict, batch: dict) -> dict:
-        lc = F.binary_cross_entropy_with_logits(out['cls'].float()[:, 0], batch['label'].float())
+        lc = image_bce(out, batch)
         return {'loss': lc, 'cls': lc}
 
 def detect_locate_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 from torchvision.transforms.functional import gaussian_blur
 
 from ..core import ForgelocError, check_choice
+from ..losses import image_bce, resize_to_mask
 from .layers import RESNET_ARCHS, ResNetEncoder, count_params
 from .registry import Recipe, register
 
@@ -163,10 +164,9 @@ class FakeLocatorLoss(nn.Module):
             if model is None:
                 raise ForgelocError('FakeLocatorLoss with attention needs the model (`model=`) to decode the features')
             pred = model.decode(f * region_attention(self.region(batch), f.shape[-2:], self.sigma).to(f.dtype), gt.shape[-2:])[:, 0]
-        if pred.shape[-2:] != gt.shape[-2:]:
-            pred = F.interpolate(pred[:, None], size=gt.shape[-2:], mode='bilinear', align_corners=False)[:, 0]
+        pred = resize_to_mask(pred[:, None], gt)[:, 0]
         l_map = MAP_LOSSES[self.loss](pred, gt)
-        l_cls = F.binary_cross_entropy_with_logits(out['cls'].float()[:, 0], batch['label'].float())
+        l_cls = image_bce(out, batch)
         return {'loss': l_map + self.w_cls * l_cls, 'map': l_map, 'cls': l_cls}
 
 # %% ../../nbs/25_models.fakelocator.ipynb #c035
