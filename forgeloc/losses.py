@@ -20,6 +20,7 @@ def centre_offset(rf: int) -> int:
     "Offset of the centre pixel of a patch of side `rf` from its first pixel."
     return (rf - 1) // 2
 
+# %% ../nbs/30_losses.ipynb #c005b
 def rf_centre_labels(mask: torch.Tensor, rf: int = 31, stride: int = 2, out_size: tuple | None = None) -> torch.Tensor:
     "Sample `mask` (…×H×W) at the centres of the receptive fields of an FCN with (`rf`, `stride`): …×h×w."
     H, W = mask.shape[-2:]
