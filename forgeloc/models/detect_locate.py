@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from timm.models.xception import Block
 
 from ..core import ForgelocError, check_choice
+from ..losses import image_bce
 from .layers import count_params
 from .registry import Recipe, register
 
 # %% auto #0
-__all__ = ['EXIT_FLOW', 'ATTENTIONS', 'FUSION_WEIGHTS', 'GRAY', 'DETECT_LOCATE_PAPER', 'DETECT_LOCATE_CPU', 'XCEPTION_PAPER',
+__all__ = ['EXIT_FLOW', 'ATTENTIONS', 'FUSION_WEIGHTS', 'GRAY', 'DETECT_LOCATE_PAPER', 'XCEPTION_PAPER', 'DETECT_LOCATE_CPU',
            'XCEPTION_CPU', 'xception_trunk', 'xception_taps', 'detect_locate_sizes', 'MapModule', 'DetectLocate',
            'fuse_maps', 'semantic_targets', 'noise_targets', 'DetectLocateLoss', 'XceptionClassifier', 'ImageBCELoss',
            'detect_locate_score_and_map', 'xception_score_and_map', 'detect_locate', 'xception_seg',
@@ -25,6 +26,7 @@ __all__ = ['EXIT_FLOW', 'ATTENTIONS', 'FUSION_WEIGHTS', 'GRAY', 'DETECT_LOCATE_P
 # %% ../../nbs/26_models.detect_locate.ipynb #k006
 EXIT_FLOW = ('block12', 'conv3', 'bn3', 'act3', 'conv4', 'bn4', 'act4', 'global_pool', 'fc')
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k006b
 def xception_trunk(middle_blocks: int = 8, exit_flow: bool = False) -> nn.Module:
     "timm `legacy_xception` (random weights) with the first `middle_blocks` (1–8) middle-flow blocks; `exit_flow=False` drops block12, conv3, conv4 and the classifier."
     if not (isinstance(middle_blocks, int) and 1 <= middle_blocks <= 8):
@@ -37,6 +39,7 @@ def xception_trunk(middle_blocks: int = 8, exit_flow: bool = False) -> nn.Module
     net.middle_blocks = middle_blocks
     return net
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k006c
 def xception_taps(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "(f1, f2, f3) of a trunk: conv2-BN-ReLU B×64×h1×w1, raw block2 output B×256×h2×w2, raw output of the last middle block B×728×h3×w3."
     x = net.act1(net.bn1(net.conv1(x)))
@@ -60,6 +63,7 @@ def detect_locate_sizes(size: int) -> dict:
 def _ch(n: int, width: float) -> int:
     return max(4, int(round(n * width)))
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k012b
 class MapModule(nn.Module):
     "Kong et al.'s map prediction module at three scales. `forward(f1, f2, f3)` → (M1, M2, M3: B×`out_channels`×h×w, level-3 feature B×64w×h3×w3)."
     def __init__(self, out_channels: int, width: float = 1.0, in_channels=(64, 256, 728)):
@@ -81,8 +85,11 @@ class MapModule(nn.Module):
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k015
 ATTENTIONS = ('sigmoid', 'logit')
+
+# %% ../../nbs/26_models.detect_locate.ipynb #k015b
 FUSION_WEIGHTS = (0.1, 0.2, 0.7)     # γ1, γ2, γ3 of eq. 8 (Table VI, best row)
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k015c
 class DetectLocate(nn.Module):
     """Kong et al.'s network: Xception trunk → semantic (and noise) map modules at three scales → attention by the last semantic map →
     Xception block + conv head → logit. `forward(x: B×3×H×W)` → dict(cls B×1, sem1..sem3 B×2×h×w, and noise1..noise3 B×C×h×w with the noise module)."""
@@ -133,11 +140,13 @@ def fuse_maps(maps, size, gammas=FUSION_WEIGHTS) -> torch.Tensor:
 # %% ../../nbs/26_models.detect_locate.ipynb #k024
 GRAY = (0.299, 0.587, 0.114)
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k024b
 def semantic_targets(mask: torch.Tensor, size) -> torch.Tensor:
     "Two-channel soft targets B×2×h×w [M, 1 − M] of a mask B×H×W {0, 1}, area-averaged to `size`."
     m = F.adaptive_avg_pool2d(mask[:, None].float(), tuple(size))
     return torch.cat([m, 1 - m], 1)
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k024c
 def noise_targets(noise: torch.Tensor, size, channels: int = 1) -> torch.Tensor:
     "Noise residual B×3×H×W (0–255 units) as B×`channels`×h×w in [0, 1]-image units: gray (`channels` 1) or RGB (3), area-averaged to `size`."
     n = noise.float() / 255
@@ -156,7 +165,7 @@ class DetectLocateLoss(nn.Module):
         self.lambda_noise, self.lambda_semantic, self.noise_channels = float(lambda_noise), float(lambda_semantic), noise_channels
 
     def forward(self, out: dict, batch: dict) -> dict:
-        lc = F.binary_cross_entropy_with_logits(out['cls'].float()[:, 0], batch['label'].float())
+        lc = image_bce(out, batch)
         lb = sum(F.binary_cross_entropy_with_logits(out[f'sem{j}'].float(), semantic_targets(batch['mask'], out[f'sem{j}'].shape[-2:]))
                  for j in (1, 2, 3))
         res = {'cls': lc, 'semantic': lb}
@@ -189,13 +198,15 @@ class XceptionClassifier(nn.Module):
 class ImageBCELoss(nn.Module):
     "Binary cross-entropy of the image logit (the Xception baseline). `forward(out, batch)` → dict(loss, cls)."
     def forward(self, out: dict, batch: dict) -> dict:
-        lc = F.binary_cross_entropy_with_logits(out['cls'].float()[:, 0], batch['label'].float())
+        lc = image_bce(out, batch)
         return {'loss': lc, 'cls': lc}
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k035b
 def detect_locate_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, torch.Tensor]:
     "(score B = σ(logit), localization map B×H×W = eq. 8 at `size` with the model's γ)."
     return out['cls'].float()[:, 0].sigmoid(), fuse_maps([out['sem1'], out['sem2'], out['sem3']], size, getattr(model, 'gammas', FUSION_WEIGHTS))
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k035c
 def xception_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, torch.Tensor]:
     "(score B = σ(logit), an all-zero map B×H×W: the baseline does not localize)."
     c = out['cls'].float()[:, 0]
@@ -206,10 +217,16 @@ DETECT_LOCATE_PAPER = dict(size=299, epochs=10, batch_size=32, optimizer='adam',
                   schedule='none', augment=True, real_oversample=4, monitor='val_auc', train_set='deep',
                   middle_blocks=8, width=1.0, noise_channels=1, attention='sigmoid', cls_padding=0, gammas=FUSION_WEIGHTS,
                   lambda_noise=0.1, lambda_semantic=1.0)
-DETECT_LOCATE_CPU = {**DETECT_LOCATE_PAPER, 'size': 96, 'epochs': 4, 'batch_size': 16, 'lr': 1e-3, 'real_oversample': 1, 'train_set': 'both',
-            'middle_blocks': 2, 'width': 0.25, 'cls_padding': 1}
+
+# %% ../../nbs/26_models.detect_locate.ipynb #k040c
 XCEPTION_PAPER = dict(size=299, epochs=10, batch_size=32, optimizer='adam', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-5,
                       schedule='none', augment=True, real_oversample=4, monitor='val_auc', train_set='deep', middle_blocks=8, hidden=1000)
+
+# %% ../../nbs/26_models.detect_locate.ipynb #k040b
+DETECT_LOCATE_CPU = {**DETECT_LOCATE_PAPER, 'size': 96, 'epochs': 4, 'batch_size': 16, 'lr': 1e-3, 'real_oversample': 1, 'train_set': 'both',
+            'middle_blocks': 2, 'width': 0.25, 'cls_padding': 1}
+
+# %% ../../nbs/26_models.detect_locate.ipynb #k040d
 XCEPTION_CPU = {**XCEPTION_PAPER, 'size': 96, 'epochs': 4, 'batch_size': 16, 'lr': 1e-3, 'real_oversample': 1, 'train_set': 'both',
                 'middle_blocks': 2}
 
@@ -219,25 +236,34 @@ def detect_locate(middle_blocks: int = 8, width: float = 1.0, noise_channels: in
     "Kong et al.'s Detect-and-Locate network (semantic and noise modules); the defaults are the paper's."
     return DetectLocate(middle_blocks, width, True, noise_channels, attention, cls_padding, gammas)
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k042b
 def xception_seg(middle_blocks: int = 8, width: float = 1.0, attention: str = 'sigmoid', cls_padding: int = 0,
                  gammas=FUSION_WEIGHTS) -> DetectLocate:
     "Xception(seg): the network without the noise module (step 1 of the two-step training)."
     return DetectLocate(middle_blocks, width, False, 1, attention, cls_padding, gammas)
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k042c
 def xception_seg_loss(lambda_semantic: float = 1.0) -> DetectLocateLoss:
     "Step 1's loss: Lc + λ2·Lb (no noise maps)."
     return DetectLocateLoss(lambda_noise=0.0, lambda_semantic=lambda_semantic)
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k042d
 _HALF = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+# %% ../../nbs/26_models.detect_locate.ipynb #k042e
 register(Recipe('detect_locate', build=detect_locate, loss=DetectLocateLoss, score_and_map=detect_locate_score_and_map, labels=('binary', 'noise'), **_HALF,
                 presets={'paper': DETECT_LOCATE_PAPER, 'cpu': DETECT_LOCATE_CPU}, backbones=('backbone', 'semantic'),
                 paper='Kong et al. 2022 (Detect and Locate), Sec. III, Fig. 2, Table VI', embed_layer='fc.0',
                 feature_layers=('backbone.act2', 'backbone.block2', 'semantic.level3_in', 'noise.level3_in', 'fusion')), aliases=('kong',))
+
+# %% ../../nbs/26_models.detect_locate.ipynb #k042f
 _SEG = {k: v for k, v in DETECT_LOCATE_PAPER.items() if k not in ('noise_channels', 'lambda_noise')}
 register(Recipe('xception_seg', build=xception_seg, loss=xception_seg_loss, score_and_map=detect_locate_score_and_map, labels=('binary',), **_HALF,
                 presets={'paper': _SEG, 'cpu': {k: v for k, v in DETECT_LOCATE_CPU.items() if k in _SEG}}, backbones=('backbone', 'semantic'),
                 paper='Kong et al. 2022, Xception(seg): step 1 of the two-step training (Sec. III-D, Table VII)', embed_layer='fc.0',
                 feature_layers=('backbone.act2', 'backbone.block2', 'semantic.level3_in', 'fusion')))
+
+# %% ../../nbs/26_models.detect_locate.ipynb #k042g
 register(Recipe('xception', build=XceptionClassifier, loss=ImageBCELoss, score_and_map=xception_score_and_map, labels=('binary',), **_HALF,
                 presets={'paper': XCEPTION_PAPER, 'cpu': XCEPTION_CPU}, backbones=('backbone',), localizes=False,
                 paper='Xception baseline (Rössler et al. 2019; Kong et al. 2022 Tables II, VII)', embed_layer='backbone.act4',

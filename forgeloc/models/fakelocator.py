@@ -15,6 +15,7 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 from torchvision.transforms.functional import gaussian_blur
 
 from ..core import ForgelocError, check_choice
+from ..losses import image_bce, resize_to_mask
 from .layers import RESNET_ARCHS, ResNetEncoder, count_params
 from .registry import Recipe, register
 
@@ -32,6 +33,7 @@ def deeplab_head(in_channels: int, channels: int = 256, rates=(12, 24, 36), n_ou
 # %% ../../nbs/25_models.fakelocator.ipynb #c009
 ATTENTION_SOURCES = ('none', 'gt', 'face_regions')
 
+# %% ../../nbs/25_models.fakelocator.ipynb #c009b
 def region_attention(region: torch.Tensor, feat_size, sigma: float = 0.08) -> torch.Tensor:
     """Attention map B×1×h×w (`feat_size`) from a region B×H×W in [0, 1]: Gaussian blur (σ = `sigma`·side), scaled to a
     maximum of 1 per image, area-resized. An empty region gives the white (all-ones) map."""
@@ -44,6 +46,7 @@ def region_attention(region: torch.Tensor, feat_size, sigma: float = 0.08) -> to
     a = torch.where(peak > 0, a / peak.clamp_min(1e-12), torch.ones_like(a))
     return F.adaptive_avg_pool2d(a, tuple(feat_size))
 
+# %% ../../nbs/25_models.fakelocator.ipynb #c009c
 def gt_region(fakeness: torch.Tensor, threshold: float = 0.1, dilate: float = 0.03) -> torch.Tensor:
     "Region B×H×W {0, 1} of a fakeness map B×H×W: pixels above `threshold`, dilated by `dilate`·side pixels (square)."
     m = (fakeness.float() > threshold).float()[:, None]
@@ -163,10 +166,9 @@ class FakeLocatorLoss(nn.Module):
             if model is None:
                 raise ForgelocError('FakeLocatorLoss with attention needs the model (`model=`) to decode the features')
             pred = model.decode(f * region_attention(self.region(batch), f.shape[-2:], self.sigma).to(f.dtype), gt.shape[-2:])[:, 0]
-        if pred.shape[-2:] != gt.shape[-2:]:
-            pred = F.interpolate(pred[:, None], size=gt.shape[-2:], mode='bilinear', align_corners=False)[:, 0]
+        pred = resize_to_mask(pred[:, None], gt)[:, 0]
         l_map = MAP_LOSSES[self.loss](pred, gt)
-        l_cls = F.binary_cross_entropy_with_logits(out['cls'].float()[:, 0], batch['label'].float())
+        l_cls = image_bce(out, batch)
         return {'loss': l_map + self.w_cls * l_cls, 'map': l_map, 'cls': l_cls}
 
 # %% ../../nbs/25_models.fakelocator.ipynb #c035
@@ -181,6 +183,8 @@ def fakelocator_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.
 FAKELOCATOR_PAPER = dict(size=224, epochs=10, batch_size=8, optimizer='adam', lr=1e-4, betas=(0.99, 0.999), weight_decay=1e-7,
                          schedule='none', monitor='val_loss', backbone='resnet101', width=1.0, output_stride=8,
                          head_channels=256, rates=(12, 24, 36), map_prior=None, loss='l1', w_cls=1.0, attention='none')
+
+# %% ../../nbs/25_models.fakelocator.ipynb #c042b
 FAKELOCATOR_CPU = {**FAKELOCATOR_PAPER, 'size': 128, 'epochs': 12, 'batch_size': 16, 'lr': 1e-3, 'betas': (0.9, 0.999),
                    'backbone': 'resnet10', 'width': 0.25, 'output_stride': 8, 'head_channels': 64, 'rates': (3, 6, 9),
                    'map_prior': 0.01}
@@ -190,6 +194,7 @@ def fakelocator_labels(cfg: dict) -> tuple:
     "Extra label kinds a configuration needs: face_regions for that attention."
     return ('face_regions',) if cfg.get('attention') == 'face_regions' else ()
 
+# %% ../../nbs/25_models.fakelocator.ipynb #c045b
 register(Recipe('fakelocator', build=fakelocator, loss=FakeLocatorLoss, score_and_map=fakelocator_score_and_map,
                 labels=('binary', 'fakeness'), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                 presets={'paper': FAKELOCATOR_PAPER, 'cpu': FAKELOCATOR_CPU}, backbones=('backbone',),

@@ -25,6 +25,7 @@ def _tensor(o):
     ts = [v for v in vals if torch.is_tensor(v)]
     return ts[-1] if ts else None
 
+# %% ../../nbs/29_models.introspect.ipynb #i005b
 def find_modules(model: nn.Module, names) -> dict:
     "`{name: module}` of `model` for each of `names`; an unknown name is an error listing the model's modules."
     mods = dict(model.named_modules())

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core import ForgelocError, check_choice
-from ..losses import dice_loss
+from ..losses import dice_loss, image_bce, resize_to_mask
 from .layers import (BayarConv, rgb_to_gray, resnet_encoder, conv_bn_relu, seg_cls_score_and_map,
                                     count_params)
 from .upernet import PAPER_TRAIN
@@ -159,10 +159,9 @@ class MVSSLoss(nn.Module):
 
     def forward(self, out: dict, batch: dict) -> dict:
         seg, mask = out['seg'].float(), batch['mask'].float()
-        if seg.shape[-2:] != mask.shape[-2:]:
-            seg = F.interpolate(seg, size=mask.shape[-2:], mode='bilinear', align_corners=True)
+        seg = resize_to_mask(seg, mask, align_corners=True)
         d_seg = dice_loss(seg[:, 0].sigmoid(), mask, self.smooth)
-        b = F.binary_cross_entropy_with_logits(out['cls'].float()[:, 0], batch['label'].float())
+        b = image_bce(out, batch)
         edge = out['edge'].float()
         band = F.interpolate(edge_band(mask, self.edge_radius), size=edge.shape[-2:], mode='area')
         d_edge = dice_loss(edge.sigmoid(), band, self.smooth)

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core import ForgelocError, check_choice
-from ..losses import dice_loss
+from ..losses import dice_loss, image_bce, resize_to_mask
 from .layers import (BayarConv, rgb_to_gray, resnet_encoder, conv_bn_relu, seg_cls_score_and_map,
                                     count_params, prroi_pool)
 
@@ -95,10 +95,9 @@ class UPerNetLoss(nn.Module):
 
     def forward(self, out: dict, batch: dict) -> dict:
         seg, mask = out['seg'].float(), batch['mask'].float()
-        if seg.shape[-2:] != mask.shape[-2:]:
-            seg = F.interpolate(seg, size=mask.shape[-2:], mode='bilinear', align_corners=False)
+        seg = resize_to_mask(seg, mask)
         d = dice_loss(seg[:, 0].sigmoid(), mask, self.smooth)
-        b = F.binary_cross_entropy_with_logits(out['cls'].float()[:, 0], batch['label'].float())
+        b = image_bce(out, batch)
         return {'loss': self.w_cls * b + self.w_seg * d, 'cls': b, 'seg': d}
 
 # %% ../../nbs/23_models.upernet.ipynb #c019
