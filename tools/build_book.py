@@ -31,7 +31,8 @@ NBS, CONF = ROOT / 'nbs', ROOT / 'nbs' / '_book'
 STAGE, SITE = ROOT / '_book', ROOT / '_docs'
 SRC = STAGE / 'src'
 HIDDEN = {'hide', 'default_exp', 'exporti'}
-WHY_NOT_RUN = {'slow': 'it reads the data of a pipeline run (`make repro`)',
+WHY_NOT_RUN = {'slow': 'it is marked `slow`: it needs the data of a pipeline run (`make repro`) or minutes of CPU, '
+                        'and `nbdev_test --flags slow` runs it',
                'dlib': 'it needs the optional `landmarks` extra (`make install-landmarks`)',
                'cuda': 'it needs a GPU'}
 ANSI = re.compile(r'\x1B(?:[@-Z\\-_]|\[[0-?]*[ -/]*[@-~])')
@@ -60,22 +61,26 @@ def skip_flags() -> set[str]:
     return flags
 
 
-def _note(flag: str):
+def _note(flag: str, after: str):
     from execnb.nbio import mk_cell
     c = mk_cell(f'```{{admonition}} Not run in the book\n:class: not-run-note\n'
                 f'The cell above is shown without its output: {WHY_NOT_RUN.get(flag, f"it is flagged `{flag}`")}.\n```',
                 cell_type='markdown')
+    c['id'] = f'{after}-not-run'
     return c
 
 
+WIDGET = 'application/vnd.jupyter.widget-view+json'
+WIDGET_NOTE = '*An interactive widget (ipywidgets): it works in JupyterLab, where the notebook runs; a page has no kernel.*'
+
+
 def _clean_outputs(cell):
-    "Strip ANSI colours; drop widget views (the page has no kernel), keeping their text or image fallback."
+    "Strip ANSI colours; a widget view (the page has no kernel) becomes a note, not its repr."
     for o in cell.get('outputs', []):
         if 'text' in o: o['text'] = [ANSI.sub('', t) for t in o['text']]
         if o.get('traceback'): o['traceback'] = [ANSI.sub('', t) for t in o['traceback']]
         data = o.get('data')
-        if data and 'application/vnd.jupyter.widget-view+json' in data:
-            del data['application/vnd.jupyter.widget-view+json']
+        if data and WIDGET in data: o['data'] = {'text/markdown': [WIDGET_NOTE]}
     cell['outputs'] = [o for o in cell.get('outputs', []) if o.get('output_type') != 'display_data' or o.get('data')]
 
 
@@ -114,7 +119,7 @@ def execute(name: str, flags: set[str], dest_dir: str) -> tuple[str, list[int], 
             _clean_outputs(c)
             if any(o.get('output_type') == 'error' for o in c.get('outputs', [])): errors.append(c.idx_)
             cells.append(c)
-            if flag: cells.append(_note(flag))
+            if flag: cells.append(_note(flag, c.get('id', str(c.idx_))))
         else: cells.append(c)
     nb.cells = cells
     nb.metadata['language_info'] = {'name': 'python', 'pygments_lexer': 'ipython3'}
@@ -135,7 +140,9 @@ def add_toc(index: Path, toc: dict):
     "Append the toctrees to the executed front page."
     from execnb.nbio import mk_cell, read_nb, write_nb
     nb = read_nb(index)
-    nb.cells.append(mk_cell(toctree(toc), cell_type='markdown'))
+    cell = mk_cell(toctree(toc), cell_type='markdown')
+    cell['id'] = 'book-toctree'
+    nb.cells.append(cell)
     write_nb(nb, index)
 
 

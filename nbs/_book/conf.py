@@ -3,6 +3,7 @@
 # so this folder is the configuration directory and _book/src the source directory. MyST-NB renders the executed
 # notebooks as they are (nb_execution_mode = 'off'): the execution is build_book.py's, the same as nbdev_test's.
 import configparser
+import importlib.util
 from pathlib import Path
 
 _cfg = configparser.ConfigParser()
@@ -14,7 +15,11 @@ author = _ini['author']
 copyright = _ini['copyright']
 version = release = _ini['version']
 
-extensions = ['myst_nb', 'sphinx-mathjax-offline']     # MathJax from the wheel: the pages need no network
+extensions = ['myst_nb']
+# MathJax 3 from the sphinx-mathjax-offline wheel, copied into _static/mathjax: the pages need no network. (Its own
+# extension does the same copy but does not declare itself safe for parallel reading.)
+_mathjax = Path(importlib.util.find_spec('sphinx-mathjax-offline').origin).parent / 'static'
+mathjax_path = 'mathjax/tex-chtml.js'
 root_doc = 'index'
 exclude_patterns = ['_build', '**.ipynb_checkpoints']
 
@@ -27,7 +32,7 @@ suppress_warnings = ['myst.header', 'mystnb.unknown_mime_type', 'misc.highlighti
 
 html_theme = 'sphinx_book_theme'
 html_title = project
-html_static_path = ['static']
+html_static_path = ['static', str(_mathjax)]
 html_css_files = ['book.css']
 html_show_sourcelink = False
 html_theme_options = {
