@@ -1,5 +1,5 @@
-"The book (`make docs`): its table of contents names every lesson once, and the built site has a page per lesson,
-with a figure in every model lesson. The site checks skip when _docs/ is not built (`make docs-check` builds it)."
+"""The book (`make docs`): its table of contents names every lesson once, and the built site has a page per lesson,
+with a figure in every model lesson. The site checks skip when _docs/ is not built (`make docs-check` builds it)."""
 import json
 import re
 import sys
