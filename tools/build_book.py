@@ -6,7 +6,7 @@
    Cells marked `#| hide` or `#| default_exp` run but are left out of the page; `#| export` cells are tagged
    `export` (the page labels them); a cell not run gets a note saying why. The notebooks in nbs/ stay untouched.
 2. The front page (index) gets the hidden table of contents, by parts in reading order, from toc.yml.
-3. `sphinx-build -c nbs/_book _book/src _docs` renders them (MyST-NB, sphinx-book-theme) without executing again.
+3. `sphinx-build -c nbs/_book _book/src _book/html` renders them (then moved to _docs/) (MyST-NB, sphinx-book-theme) without executing again.
 
 An error in a cell is kept on its page and printed; the build then exits 1 (0 with --allow-errors).
 """
@@ -162,11 +162,17 @@ def stage(names: list[str], jobs: int) -> dict[str, list[int]]:
 
 
 def render(jobs: int, strict: bool = False) -> int:
-    "sphinx-build the staged notebooks into _docs; its exit code."
-    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-j', str(jobs), '-c', str(CONF), str(SRC), str(SITE)]
+    "sphinx-build the staged notebooks into _book/html (MyST-NB's jupyter_execute/ and the doctrees stay in _book/), then move it to _docs; its exit code."
+    html = STAGE / 'html'
+    for d in (html, STAGE / 'doctrees', STAGE / 'jupyter_execute'): shutil.rmtree(d, ignore_errors=True)
+    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-j', str(jobs), '-c', str(CONF), '-d', str(STAGE / 'doctrees'),
+           str(SRC), str(html)]
     if strict: cmd.insert(-2, '-W')
-    if SITE.exists(): shutil.rmtree(SITE)
-    return subprocess.run(cmd, cwd=ROOT).returncode
+    rc = subprocess.run(cmd, cwd=STAGE).returncode
+    if rc == 0:
+        shutil.rmtree(SITE, ignore_errors=True)
+        shutil.move(html, SITE)
+    return rc
 
 
 def main(argv=None):

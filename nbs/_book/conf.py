@@ -1,5 +1,5 @@
 # Sphinx configuration of the book (`make docs`). tools/build_book.py executes the lessons into _book/src and runs
-#   sphinx-build -c nbs/_book _book/src _docs
+#   sphinx-build -c nbs/_book -d _book/doctrees _book/src _book/html     (then moved to _docs/)
 # so this folder is the configuration directory and _book/src the source directory. MyST-NB renders the executed
 # notebooks as they are (nb_execution_mode = 'off'): the execution is build_book.py's, the same as nbdev_test's.
 import configparser
