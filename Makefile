@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export FORGELOC_ROOT := $(CURDIR)
 RAW := $(shell awk '/^base:/{b=1;next} /^[^ #]/{b=0} b && $$1=="raw_dir:"{print $$2; exit}' params.yaml)
 
-.PHONY: install install-landmarks data repro test export readme benchmark benchmark-train table3
+.PHONY: install install-landmarks data repro test docs docs-check docs-screens export readme benchmark benchmark-train table3
 
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,19 @@ repro: data
 test: install-landmarks
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/nbdev_test --n_workers 2 --flags dlib
+
+# The book: every lesson of nbs/ executed as nbdev_test runs it (`#| slow` cells shown, not run), rendered with
+# Sphinx + MyST-NB into _docs/ (open _docs/index.html). Reading order and titles: nbs/_book/toc.yml.
+docs: install
+	time $(BIN)/python tools/build_book.py
+
+# the book, then its checks: a page per lesson, a figure in every model lesson (tests/test_docs.py)
+docs-check: docs
+	$(BIN)/python -m pytest -q tests/test_docs.py
+
+# screenshots of the front page and the UPerNet lesson in headless Chromium (Debian's chromium) into _book/screens/
+docs-screens:
+	$(BIN)/python tools/screenshot_book.py
 
 benchmark: install
 	$(BIN)/python benchmarks/extract_throughput.py
