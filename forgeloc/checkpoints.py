@@ -105,6 +105,7 @@ def read_state_dict(path, name: str = '`train.init`') -> dict:
 # %% ../nbs/35_checkpoints.ipynb #k018
 INIT_PREFIXES = ('module.', 'model.', 'backbone.', 'encoder.')
 
+# %% ../nbs/35_checkpoints.ipynb #k018s1
 def init_backbones(model, recipe, path) -> dict:
     "Load a local state-dict file into `recipe.backbones` of `model`; returns {backbone: number of tensors loaded}."
     sd = read_state_dict(path)

@@ -43,10 +43,12 @@ def _as_image(img) -> np.ndarray:
         raise ForgelocError(f'a degradation takes an H×W×3 uint8 RGB image, got {img.dtype} of shape {img.shape}')
     return img
 
+# %% ../nbs/45_degrade.ipynb #d009s1
 def _need_rng(rng, what: str):
     if not isinstance(rng, np.random.Generator):
         raise ForgelocError(f'{what} draws at random: pass the item\'s generator, item_rng(seed, item, ...), got {rng!r}')
 
+# %% ../nbs/45_degrade.ipynb #d009s2
 def _to_uint8(x) -> np.ndarray:
     "Round to the nearest integer and saturate to 0..255."
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
@@ -272,6 +274,7 @@ _BENCO = 'IMDL-BenCo (Ma et al. 2024), training_scripts/test_robust.py'
 _FAKELOCATOR = 'FakeLocator (Huang et al. 2020), Sec. 5, RQ5, Figs. 8-10'
 _DEEPERFORENSICS = 'DeeperForensics-1.0 (Jiang et al. 2020), perturbation/add_distortion_to_video.py'
 
+# %% ../nbs/45_degrade.ipynb #d063s1
 DEGRADATIONS = {
     'benco': {
         'blur': Degradation(gaussian_blur, 'kernel side (σ derived by OpenCV)', 1, 99, (3, 7, 11, 15, 19, 23), 'odd', source=_BENCO),

@@ -74,6 +74,7 @@ def predict(model, ds, recipe=None, device='cpu', batch_size: int = 64, progress
 # %% ../nbs/60_evaluate.ipynb #e001
 RESOLUTIONS = ('original', 'input')   # where pixel metrics are computed: each item's original size, or the model's input size
 
+# %% ../nbs/60_evaluate.ipynb #e001s1
 def original_sizes(rows: pd.DataFrame, default) -> list[tuple[int, int]]:
     "(height, width) of each item in its source: the manifest's crop box (y1 − y0, x1 − x0); `default` (H, W) when the manifest has no box."
     if not {'x0', 'y0', 'x1', 'y1'} <= set(rows.columns):
@@ -85,6 +86,7 @@ def original_sizes(rows: pd.DataFrame, default) -> list[tuple[int, int]]:
         raise ForgelocError(f'{name}: the manifest gives an empty crop box ({w[bad[0]]}×{h[bad[0]]}); re-run extract_frames')
     return list(zip(h.tolist(), w.tolist()))
 
+# %% ../nbs/60_evaluate.ipynb #e001s2
 def to_size(a: np.ndarray, hw, nearest: bool = False) -> np.ndarray:
     "H×W map resized to `hw` = (height, width): nearest neighbour for masks, else bilinear (enlarging) or area (shrinking)."
     a = np.asarray(a, dtype=np.float32)
@@ -93,6 +95,7 @@ def to_size(a: np.ndarray, hw, nearest: bool = False) -> np.ndarray:
     interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if hw[0] * hw[1] < a.size else cv2.INTER_LINEAR)
     return cv2.resize(a, (int(hw[1]), int(hw[0])), interpolation=interp)
 
+# %% ../nbs/60_evaluate.ipynb #e001s3
 def scoring_maps(pred: dict, rows: pd.DataFrame, resolution: str = 'original', masks_dir=None) -> tuple[list, list]:
     """(masks, maps) at which pixel metrics are computed: `pred`'s as they are (`'input'`), or resized to each item's original
     size (`'original'`), the masks read from `masks_dir` (the stored masks) when given, else resized from `pred['masks']`."""
@@ -116,12 +119,14 @@ def scoring_maps(pred: dict, rows: pd.DataFrame, resolution: str = 'original', m
 # %% ../nbs/60_evaluate.ipynb #c005
 GROUP_COLUMNS = ('level', 'group', 'domain', 'dataset', 'method')
 
+# %% ../nbs/60_evaluate.ipynb #c005s1
 def _check_scores(p: dict, names) -> None:
     bad = np.flatnonzero(~np.isfinite(p['scores']))
     if len(bad):
         raise ForgelocError(f"{len(bad)} image scores are NaN or infinite, first of {names[bad[0]] if names else bad[0]!s}: "
                             'the checkpoint or the input is broken')
 
+# %% ../nbs/60_evaluate.ipynb #c005s2
 def evaluate_model(model, ds, recipe=None, device='cpu', threshold: float = 0.5, batch_size: int = 64, progress: bool = True,
                    resolution: str = 'original', masks_dir=None) -> dict:
     """Predictions and reports of `model` on `ds` (a ForgeryDataset): dict(overall (= domains['both']), domains

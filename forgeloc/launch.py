@@ -68,6 +68,7 @@ def open_live(live_dir, cfg: dict, rows: list[dict] = ()):
         _log_epoch(live, row)
     return live
 
+# %% ../nbs/51_launch.ipynb #l013s1
 def _log_epoch(live, row: dict) -> None:
     for k, v in row.items():
         if k not in ('epoch', 'best') and v is not None and np.isfinite(v):
@@ -83,6 +84,7 @@ def _done_rows(out_dir, cfg: dict) -> list[dict]:
     seconds = {r['epoch']: r.get('seconds') for r in read_history(out_dir)}
     return [{**r, 'seconds': seconds.get(r['epoch'])} for r in read_checkpoint(Path(out_dir) / 'last.pt')['history'] if r['epoch'] <= done]
 
+# %% ../nbs/51_launch.ipynb #l015s1
 def run_training(spec: dict) -> list[dict]:
     "Train from a spec: cfg, frames_dir, masks_dir, out_dir, live_dir, seed, device, init, deterministic, compile, resume, progress."
     rank, world, dev = init_distributed(spec.get('device', 'cpu'))

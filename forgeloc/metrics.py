@@ -25,16 +25,19 @@ __all__ = ['PIXEL_THRESHOLDS', 'METRICS', 'GRAY_METRICS', 'UndefinedMetric', 'im
 class UndefinedMetric(UserWarning):
     "A metric is undefined on its input: it returns NaN, and this warning says why."
 
+# %% ../nbs/40_metrics.ipynb #m001s1
 def _undefined(name: str, why: str) -> float:
     warnings.warn(f'{name} is undefined: {why}', UndefinedMetric, stacklevel=3)
     return float('nan')
 
+# %% ../nbs/40_metrics.ipynb #m001s2
 def _one_class(labels) -> str:
     "Why a two-class metric is undefined on `labels`."
     if not len(labels):
         return 'no images'
     return f"a single class ({'all' if labels.all() else 'no'} manipulated among {len(labels)} images)"
 
+# %% ../nbs/40_metrics.ipynb #m001s3
 def _image_inputs(labels, scores):
     "0/1 labels and float scores as 1-D arrays, checked: same length, labels in {0, 1}, finite scores."
     labels, scores = np.asarray(labels).ravel(), np.asarray(scores, dtype=float).ravel()
@@ -55,6 +58,7 @@ def image_auc(labels, scores) -> float:
         return _undefined('image AUC', _one_class(labels))
     return float(roc_auc_score(labels, scores))
 
+# %% ../nbs/40_metrics.ipynb #c005s1
 def image_ap(labels, scores) -> float:
     "Average precision (area under the precision–recall curve, scikit-learn) of `scores`, manipulated = positive; NaN without a manipulated image."
     labels, scores = _image_inputs(labels, scores)
@@ -62,6 +66,7 @@ def image_ap(labels, scores) -> float:
         return _undefined('image AP', 'no manipulated image' if len(labels) else 'no images')
     return float(average_precision_score(labels, scores))
 
+# %% ../nbs/40_metrics.ipynb #c005s2
 def image_eer(labels, scores) -> float:
     "Equal error rate: where the ROC curve's false-positive rate equals its false-negative rate (linear between points); NaN with a single class."
     labels, scores = _image_inputs(labels, scores)
@@ -76,6 +81,7 @@ def image_eer(labels, scores) -> float:
     t = 0.0 if d == 0 else (fnr[i - 1] - fpr[i - 1]) / d
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
 
+# %% ../nbs/40_metrics.ipynb #c005s3
 def image_acc(labels, scores, threshold: float = 0.5) -> float:
     "Share of images whose decision `score ≥ threshold` matches the label (scikit-learn's accuracy); NaN on no images."
     labels, scores = _image_inputs(labels, scores)
@@ -92,6 +98,7 @@ def image_sensitivity_specificity(labels, scores, threshold: float = 0.5) -> tup
     spe = float(recall_score(labels, pred, pos_label=0, zero_division=np.nan)) if (labels == 0).any() else float('nan')
     return sen, spe
 
+# %% ../nbs/40_metrics.ipynb #c007s1
 def image_f1_mvss(labels, scores, threshold: float = 0.5) -> float:
     "MVSS-Net's and Zhang et al.'s image-level \"F1\": 2·sen·spe/(sen+spe) of `scores ≥ threshold` (0 when both are 0); NaN with a single class."
     labels, scores = _image_inputs(labels, scores)
@@ -100,6 +107,7 @@ def image_f1_mvss(labels, scores, threshold: float = 0.5) -> float:
     sen, spe = image_sensitivity_specificity(labels, scores, threshold)
     return 0.0 if sen + spe == 0 else float(2 * sen * spe / (sen + spe))
 
+# %% ../nbs/40_metrics.ipynb #c007s2
 def image_f1(labels, scores, threshold: float = 0.5) -> float:
     "The real F1 = 2·P·R/(P+R) of the decisions `scores ≥ threshold` against 0/1 `labels`, manipulated = positive (scikit-learn); NaN without a manipulated image."
     labels, scores = _image_inputs(labels, scores)
@@ -122,15 +130,18 @@ def image_f1_best(labels, scores) -> tuple[float, float]:
 # %% ../nbs/40_metrics.ipynb #c010
 PIXEL_THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2).tolist())   # 0.05, 0.10, ..., 0.95: best-threshold search
 
+# %% ../nbs/40_metrics.ipynb #c010s1
 def _name(names, i) -> str:
     return f'sample {str(names[i])!r}' if names is not None else f'image {i}'
 
+# %% ../nbs/40_metrics.ipynb #c010s2
 def _as_maps(a) -> list:
     "An N×H×W array or a list of H×W arrays → list of 2-D arrays."
     if isinstance(a, np.ndarray) and a.ndim == 3:
         return list(a)
     return [np.asarray(x) for x in a]
 
+# %% ../nbs/40_metrics.ipynb #c010s3
 def check_maps(masks, probs, names=None) -> None:
     "Raise `ForgelocError` naming the sample when a predicted map holds NaN/infinite values or differs in size from its mask."
     masks, probs = _as_maps(masks), _as_maps(probs)
@@ -143,6 +154,7 @@ def check_maps(masks, probs, names=None) -> None:
         if not np.isfinite(p).all():
             raise ForgelocError(f'{_name(names, i)}: the predicted map has {int((~np.isfinite(p)).sum())} NaN or infinite values')
 
+# %% ../nbs/40_metrics.ipynb #c010s4
 def pixel_scores(masks, probs, thresholds=(0.5,), names=None) -> dict:
     """Per-image pixel F1 and IoU at each of `thresholds` (arrays T×N; 1 when mask and prediction are both empty) and `fake`
     (N,: the mask has a manipulated pixel). `masks`/`probs`: N×H×W or lists of H×W arrays (sizes may differ between images)."""
@@ -161,6 +173,7 @@ def pixel_scores(masks, probs, thresholds=(0.5,), names=None) -> dict:
         iou[:, i] = np.where(den > 0, tp / np.maximum(tp + fp + fn, 1), 1.0)
     return {'f1': f1, 'iou': iou, 'fake': fake, 'thresholds': t}
 
+# %% ../nbs/40_metrics.ipynb #c010s5
 def _average(values, fake, average: str, what: str) -> float:
     "Mean of per-image `values` over all images or the manipulated ones, NaN (with the reason) when there are none."
     if average not in ('all', 'fakes'):
@@ -170,11 +183,13 @@ def _average(values, fake, average: str, what: str) -> float:
         return _undefined(f'{what} ({average})', 'no manipulated image' if average == 'fakes' and len(values) else 'no images')
     return float(v.mean())
 
+# %% ../nbs/40_metrics.ipynb #c010s6
 def pixel_f1(masks, probs, threshold: float = 0.5, average: str = 'fakes', names=None) -> float:
     "Mean per-image pixel F1 of `probs ≥ threshold`: over manipulated images (`average='fakes'`, MVSS-Net) or all images with empty-on-empty = 1 (`'all'`, Zhang et al.)."
     s = pixel_scores(masks, probs, (threshold,), names)
     return _average(s['f1'][0], s['fake'], average, 'pixel F1')
 
+# %% ../nbs/40_metrics.ipynb #c010s7
 def pixel_iou(masks, probs, threshold: float = 0.5, average: str = 'fakes', names=None) -> float:
     "Mean per-image IoU |M̂ ∩ M| / |M̂ ∪ M| (Kong et al. eq. 7) of `probs ≥ threshold`, over manipulated images (`'fakes'`) or all (`'all'`, empty-on-empty = 1)."
     s = pixel_scores(masks, probs, (threshold,), names)
@@ -186,6 +201,7 @@ def pixel_f1_best(masks, probs, average: str = 'all', thresholds=PIXEL_THRESHOLD
     s = pixel_scores(masks, probs, thresholds, names)
     return best_of(s, average)
 
+# %% ../nbs/40_metrics.ipynb #m011s1
 def best_of(scores: dict, average: str = 'all') -> tuple[float, float]:
     "(best mean F1, threshold) from `pixel_scores` output computed at several thresholds."
     means = [_average(f, scores['fake'], average, 'best-threshold pixel F1') for f in scores['f1']]
@@ -211,6 +227,7 @@ def class_recall(labels, scores, classes, threshold: float = 0.5) -> dict:
     right = (scores >= threshold).astype(int) == labels
     return {str(c): float(right[classes == c].mean()) for c in dict.fromkeys(classes.tolist())}
 
+# %% ../nbs/40_metrics.ipynb #m014s1
 def video_scores(labels, scores, videos) -> tuple[np.ndarray, np.ndarray]:
     "(labels, mean frame score) per video, videos in order of first appearance; a video whose frames disagree in label is an error."
     labels, scores = _image_inputs(labels, scores)
@@ -227,6 +244,7 @@ def video_scores(labels, scores, videos) -> tuple[np.ndarray, np.ndarray]:
         raise ForgelocError(f'video {str(keys[mixed[0]])!r} has frames labelled both authentic and manipulated')
     return lab[order].astype(int), mean[order]
 
+# %% ../nbs/40_metrics.ipynb #m014s2
 def video_auc(labels, scores, videos) -> float:
     "ROC AUC over videos, each scored by the mean of its frames' scores; NaN with a single class of videos."
     lab, sc = video_scores(labels, scores, videos)
@@ -252,10 +270,12 @@ METRICS = {   # name in reports and tables → (short column label, its conventi
     'video_auc': ('video AUC', 'ROC AUC over videos, a video scored by the mean of its frames'),
 }
 
+# %% ../nbs/40_metrics.ipynb #c018s1
 def pixel_subset(pixel: dict, idx) -> dict:
     "The `pixel_scores` of the images `idx` (for a breakdown into groups)."
     return {**pixel, 'f1': pixel['f1'][:, idx], 'iou': pixel['iou'][:, idx], 'fake': pixel['fake'][idx]}
 
+# %% ../nbs/40_metrics.ipynb #c018s2
 def localization_report(labels, scores, masks=None, probs=None, threshold: float = 0.5, *, pixel: dict | None = None,
                         classes=None, videos=None, names=None) -> dict:
     """Every metric of `METRICS` for N images (0/1 `labels`, `scores`; `masks`/`probs` N×H×W or lists of H×W arrays, or
@@ -319,6 +339,7 @@ def roc_points(labels, scores) -> list[dict]:
     thr = np.clip(thr, 0.0, 1.0)  # sklearn puts +inf at the first point
     return [{'fpr': float(a), 'tpr': float(b), 'threshold': float(c)} for a, b, c in zip(fpr, tpr, thr)]
 
+# %% ../nbs/40_metrics.ipynb #c019s1
 def pr_points(labels, scores) -> list[dict]:
     "The precision–recall curve as a list of {recall, precision, threshold} rows (a DVC plot; the last point, recall 0, takes threshold 1); empty without a manipulated image."
     labels, scores = _image_inputs(labels, scores)
@@ -344,6 +365,7 @@ def gray_psnr(gt, pred) -> float:
     with np.errstate(divide='ignore'):
         return float(peak_signal_noise_ratio(gt, pred, data_range=1.0))
 
+# %% ../nbs/40_metrics.ipynb #g003s1
 def gray_ssim(gt, pred) -> float:
     "SSIM of a predicted gray map against the ground truth, both H×W in [0, 1] (scikit-image, 7×7 window, data_range 1)."
     gt, pred = np.asarray(gt, dtype=np.float64), np.asarray(pred, dtype=np.float64)
@@ -354,6 +376,7 @@ def gray_ssim(gt, pred) -> float:
 # %% ../nbs/40_metrics.ipynb #g006
 GRAY_METRICS = ('coss', 'psnr', 'ssim')
 
+# %% ../nbs/40_metrics.ipynb #g006s1
 def gray_map_report(gt, pred, labels=None) -> dict:
     "Mean COSS, PSNR (dB) and SSIM of N×H×W predicted gray maps against the ground truth over the manipulated images (`labels` 1; all when None)."
     gt, pred = np.asarray(gt, dtype=np.float64), np.asarray(pred, dtype=np.float64)

@@ -31,6 +31,7 @@ __all__ = ['LR_MAX', 'DIVERGENCE_FACTOR', 'RESUME_FREE_KEYS', 'check_train_confi
 # %% ../nbs/50_train.ipynb #c005
 LR_MAX = 1.0
 
+# %% ../nbs/50_train.ipynb #c005s1
 def check_train_config(cfg: dict) -> dict:
     "Validate the engine's keys of a resolved training config; returns it."
     get_recipe(cfg.get('model'))
@@ -79,6 +80,7 @@ def step_scheduler(sched, val_loss: float):
 # %% ../nbs/50_train.ipynb #c014a
 DIVERGENCE_FACTOR = 1e3
 
+# %% ../nbs/50_train.ipynb #c014as1
 def check_loss(loss: float, first: float | None, where: str, lr=None) -> None:
     "Raise `ForgelocError` naming `train.lr` if `loss` is not finite or exceeds `DIVERGENCE_FACTOR` × max(`first`, 0.01)."
     limit = None if first is None else DIVERGENCE_FACTOR * max(float(first), 0.01)
@@ -119,6 +121,7 @@ def train_one_epoch(model, loader, criterion, optimizer, device, amp: bool = Tru
 # %% ../nbs/50_train.ipynb #c020
 RESUME_FREE_KEYS = ('epochs',)
 
+# %% ../nbs/50_train.ipynb #c020s1
 def config_diff(old: dict, new: dict, ignore=RESUME_FREE_KEYS) -> list[str]:
     "Keys whose values differ between two configs (tuples and lists compare equal), except `ignore`."
     norm = lambda v: list(v) if isinstance(v, tuple) else v
@@ -133,6 +136,7 @@ def _rng_state(gen: torch.Generator) -> dict:
     return {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate(),
             'loader': gen.get_state()}
 
+# %% ../nbs/50_train.ipynb #c025as1
 def _set_rng_state(s: dict, gen: torch.Generator):
     torch.set_rng_state(s['torch']); np.random.set_state(s['numpy']); random.setstate(s['python']); gen.set_state(s['loader'])
 
@@ -167,6 +171,7 @@ def _report_init(rep: dict) -> str:
             f"{len(rep['kept_initial'])} tensors of those submodules kept their initial values (name or shape differ); "
             f"not initialised from it: {', '.join(rep['not_initialised']) or 'nothing'}")
 
+# %% ../nbs/50_train.ipynb #c026bs1
 def build_training(cfg: dict, device, init: str | None = None, verbose: bool = True) -> dict:
     "dict(model, criterion, optimizer, scheduler, init_report, channels_last) of a checked config, on `device`."
     recipe = get_recipe(cfg['model'])
