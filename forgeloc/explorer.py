@@ -22,7 +22,8 @@ from .checkpoints import load_checkpoint
 from .evaluate import predict, recipe_datasets
 
 # %% auto #0
-__all__ = ['PANELS', 'demo_workspace', 'find_checkpoints', 'sample_metrics', 'sample_panel', 'Explorer']
+__all__ = ['PANELS', 'demo_workspace', 'find_checkpoints', 'sample_metrics', 'sample_panel', 'metrics_html', 'info_html',
+           'group_options', 'explorer_widgets', 'show_panel', 'ModelCache', 'Selection', 'Explorer']
 
 # %% ../nbs/91_explorer.ipynb #c006
 def demo_workspace(root=None, models=('fcn', 'upernet'), size: int = 64, seed: int = 0) -> dict:
@@ -47,6 +48,7 @@ def demo_workspace(root=None, models=('fcn', 'upernet'), size: int = 64, seed: i
                                    root / 'models' / m / 'best.pt')
     return {'checkpoints': ckpts, 'frames_dir': root / 'frames', 'masks_dir': root / 'masks'}
 
+# %% ../nbs/91_explorer.ipynb #c006b
 def find_checkpoints(models_dir='models') -> dict:
     "{model folder name: path} of every `<models_dir>/<name>/best.pt`, sorted by name (relative paths from the repository root)."
     d = resolve(models_dir)
@@ -75,6 +77,7 @@ def sample_metrics(label: int, score: float, mask, prob, threshold: float = 0.5,
         r.update(coss=coss(gray, prob), psnr=gray_psnr(gray, prob), ssim=gray_ssim(gray, prob))
     return r
 
+# %% ../nbs/91_explorer.ipynb #c009b
 def sample_panel(ds, pred: dict, i: int, threshold: float = 0.5, localizes: bool = True) -> dict:
     """Images (image, mask, map, overlay, gray or None; uint8), metrics and the manifest row of sample `i` of `ds` under `pred`;
     `localizes` False (a detection-only model, whose map is all zeros): no map, no overlay, map numbers NaN."""
@@ -94,24 +97,86 @@ def sample_panel(ds, pred: dict, i: int, threshold: float = 0.5, localizes: bool
 
 # %% ../nbs/91_explorer.ipynb #c013
 PANELS = ('image', 'mask', 'map', 'overlay', 'gray')
+
+# %% ../nbs/91_explorer.ipynb #c013a
 _TITLES = {'image': 'image (model input)', 'mask': 'ground-truth mask', 'map': 'predicted map',
            'overlay': 'overlay (cyan: map ≥ threshold)', 'gray': 'gray fakeness label'}
 
+# %% ../nbs/91_explorer.ipynb #c013b
 def _png(img: np.ndarray) -> bytes:
+    "PNG bytes of an RGB (H×W×3) or gray (H×W) uint8 image, for an `ipywidgets.Image`."
     ok, buf = cv2.imencode('.png', cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img)
     return buf.tobytes()
 
+# %% ../nbs/91_explorer.ipynb #c013c
 def _fmt(v) -> str:
+    "A metric for the table: floats to 3 decimals, NaN as 'n/a', anything else as escaped text."
     if isinstance(v, float):
         return 'n/a' if np.isnan(v) else f'{v:.3f}'
     return html.escape(str(v))
 
-class Explorer:
-    """Widgets over the pipeline's outputs: `checkpoints` ({name: best.pt}, or a models folder; default `models/`),
-    `frames_dir`, `masks_dir`. Display it (last line of a cell) in JupyterLab; `.panel` holds what is shown."""
-    def __init__(self, checkpoints=None, frames_dir='data/frames', masks_dir='data/masks', device='cpu',
-                 split: str = 'test', threshold: float = 0.5, model: str | None = None, display_px: int = 200):
-        import ipywidgets as W
+# %% ../nbs/91_explorer.ipynb #c013d
+def metrics_html(m: dict, localizes: bool = True) -> str:
+    "The metrics table of a panel (`sample_panel(...)['metrics']`) with the note on the conventions it follows."
+    return ('<table style="border-collapse:collapse">' + ''.join(
+        f'<tr><td style="padding:0 12px 0 0">{html.escape(k)}</td><td><b>{_fmt(v)}</b></td></tr>' for k, v in m.items())
+        + '</table><div style="max-width:260px;line-height:1.2"><small>pixel_f1, iou: over manipulated images (MVSS-Net), '
+          'n/a on an empty mask; pixel_f1_all: Zhang et al., empty-on-empty = 1. marked_fraction: share of pixels with map ≥ '
+          'threshold. At the model\'s input size.' + ('' if localizes else ' This model does not localize: scores only.')
+        + '</small></div>')
+
+# %% ../nbs/91_explorer.ipynb #c013e
+def info_html(row: dict, i: int, split: str, pos: int, n: int, model: str) -> str:
+    "The line naming the sample: item, dataset / method, split, position `pos` (0-based) of `n`, model."
+    return (f"<b>{html.escape(str(row.get('item', i)))}</b> — {html.escape(str(row.get('dataset', '')))} / "
+            f"{html.escape(str(row.get('method', '')))}, split {split}, sample {pos + 1} "
+            f"of {n}; model <b>{html.escape(model)}</b>")
+
+# %% ../nbs/91_explorer.ipynb #c013f
+def group_options(rows: pd.DataFrame) -> list:
+    "(label, value) pairs of the dataset/method choice: 'all (n)', then each 'dataset/method (n)'."
+    out = [(f'all ({len(rows)})', 'all')]
+    for (d, m), g in rows.groupby(['dataset', 'method']):
+        out.append((f'{d}/{m} ({len(g)})', f'{d}/{m}'))
+    return out
+
+# %% ../nbs/91_explorer.ipynb #c013g
+def explorer_widgets(names: list, model: str | None = None, split: str = 'test', threshold: float = 0.5,
+                     display_px: int = 200) -> dict:
+    """The explorer's widgets by attribute name: the controls `w_model`, `w_split`, `w_group`, `w_sample`, `w_threshold`,
+    the image panels `w_images` / `w_boxes` ({panel: widget}), the text `w_info`, `w_metrics`, `w_status`, and `ui`, their layout."""
+    import ipywidgets as W
+    w = dict(w_model=W.Dropdown(options=names, value=model if model in names else names[0], description='model'),
+             w_split=W.ToggleButtons(options=['train', 'val', 'test'], value=split, description='split',
+                                     style={'button_width': '64px'}),
+             w_group=W.Dropdown(options=[('all', 'all')], value='all', description='dataset/method',
+                                style={'description_width': 'initial'}),
+             w_sample=W.IntSlider(value=0, min=0, max=0, description='sample', continuous_update=False),
+             w_threshold=W.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description='threshold',
+                                       continuous_update=False, readout_format='.2f'),
+             w_images={k: W.Image(format='png', width=display_px, height=display_px) for k in PANELS},
+             w_info=W.HTML(), w_metrics=W.HTML(layout=W.Layout(margin='0 0 0 12px')), w_status=W.HTML())
+    w['w_boxes'] = {k: W.VBox([W.HTML(f'<b>{_TITLES[k]}</b>'), w['w_images'][k]]) for k in PANELS}
+    w['ui'] = W.VBox([W.HBox([w['w_model'], w['w_split']]), W.HBox([w['w_group'], w['w_sample'], w['w_threshold']]),
+                      w['w_info'], W.HBox([*(w['w_boxes'][k] for k in PANELS), w['w_metrics']],
+                                          layout=W.Layout(flex_flow='row wrap', align_items='flex-start')), w['w_status']])
+    return w
+
+# %% ../nbs/91_explorer.ipynb #c013h
+def show_panel(w_images: dict, w_boxes: dict, panel: dict) -> None:
+    "Each image of `panel` into its image widget (as PNG); the box of a panel without an image (None) hidden."
+    for k in PANELS:
+        if panel[k] is None:
+            w_boxes[k].layout.display = 'none'
+        else:
+            w_boxes[k].layout.display = None
+            w_images[k].value = _png(panel[k])
+
+# %% ../nbs/91_explorer.ipynb #c013i
+class ModelCache:
+    """Checkpoints ({name: best.pt}, or a models folder; default `models/`) over the pipeline's `frames_dir` and
+    `masks_dir`: each model loaded once, each split's dataset built once per way of reading it, its predictions made once."""
+    def __init__(self, checkpoints=None, frames_dir='data/frames', masks_dir='data/masks', device='cpu'):
         self.checkpoints = dict(checkpoints) if isinstance(checkpoints, dict) else find_checkpoints(checkpoints or 'models')
         if not self.checkpoints:
             raise ForgelocError(f'no checkpoints found in {resolve(checkpoints or "models")} (models/<name>/best.pt): run the '
@@ -121,30 +186,6 @@ class Explorer:
             raise ForgelocError(f'{self.masks_dir / "manifest.csv"} not found: run the build_masks stage first')
         self.device = pick_device(device)
         self._models, self._datasets, self._preds = {}, {}, {}
-        self._hold, self.panel, self.indices, self.ds, self.pred = False, None, [], None, None
-        names = list(self.checkpoints)
-        self.w_model = W.Dropdown(options=names, value=model if model in names else names[0], description='model')
-        self.w_split = W.ToggleButtons(options=['train', 'val', 'test'], value=split, description='split',
-                                       style={'button_width': '64px'})
-        self.w_group = W.Dropdown(options=[('all', 'all')], value='all', description='dataset/method',
-                                  style={'description_width': 'initial'})
-        self.w_sample = W.IntSlider(value=0, min=0, max=0, description='sample', continuous_update=False)
-        self.w_threshold = W.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description='threshold',
-                                         continuous_update=False, readout_format='.2f')
-        self.w_images = {k: W.Image(format='png', width=display_px, height=display_px) for k in PANELS}
-        self.w_boxes = {k: W.VBox([W.HTML(f'<b>{_TITLES[k]}</b>'), self.w_images[k]]) for k in PANELS}
-        self.w_info, self.w_metrics, self.w_status = W.HTML(), W.HTML(layout=W.Layout(margin='0 0 0 12px')), W.HTML()
-        self.w_model.observe(self._on_data, 'value'); self.w_split.observe(self._on_data, 'value')
-        self.w_group.observe(self._on_group, 'value')
-        self.w_sample.observe(lambda _: self.refresh(), 'value'); self.w_threshold.observe(lambda _: self.refresh(), 'value')
-        self.ui = W.VBox([W.HBox([self.w_model, self.w_split]), W.HBox([self.w_group, self.w_sample, self.w_threshold]),
-                          self.w_info, W.HBox([*(self.w_boxes[k] for k in PANELS), self.w_metrics],
-                                              layout=W.Layout(flex_flow='row wrap', align_items='flex-start')), self.w_status])
-        self._on_data()
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.ui)
 
     def load_model(self, name: str):
         "(network, recipe, config) of checkpoint `name`, loaded once."
@@ -168,13 +209,10 @@ class Explorer:
             self._preds[(name, split)] = (ds, predict(net, ds, recipe, self.device, batch_size=64), note)
         return self._preds[(name, split)]
 
-    def _groups(self) -> list:
-        rows = self.ds.rows
-        out = [(f'all ({len(rows)})', 'all')]
-        for (d, m), g in rows.groupby(['dataset', 'method']):
-            out.append((f'{d}/{m} ({len(g)})', f'{d}/{m}'))
-        return out
-
+# %% ../nbs/91_explorer.ipynb #c013j
+class Selection(ModelCache):
+    """The dataset and predictions of the selected model and split, the indices of the dataset/method group and the sample,
+    kept consistent as the controls `Explorer` makes change (the same frame stays selected across models); then its `refresh`."""
     def _on_data(self, _=None):
         if self._hold:
             return
@@ -187,7 +225,7 @@ class Explorer:
             self.w_info.value = self.w_metrics.value = ''
             return
         self.w_status.value = html.escape(note)
-        groups = self._groups()
+        groups = group_options(self.ds.rows)
         self._hold = True
         try:
             keep = self.w_group.value if self.w_group.value in [v for _, v in groups] else 'all'
@@ -213,6 +251,24 @@ class Explorer:
             self._hold = False
         self.refresh()
 
+# %% ../nbs/91_explorer.ipynb #c013k
+class Explorer(Selection):
+    """Widgets over the pipeline's outputs: `checkpoints` ({name: best.pt}, or a models folder; default `models/`),
+    `frames_dir`, `masks_dir`. Display it (last line of a cell) in JupyterLab; `.panel` holds what is shown."""
+    def __init__(self, checkpoints=None, frames_dir='data/frames', masks_dir='data/masks', device='cpu',
+                 split: str = 'test', threshold: float = 0.5, model: str | None = None, display_px: int = 200):
+        super().__init__(checkpoints, frames_dir, masks_dir, device)
+        self._hold, self.panel, self.indices, self.ds, self.pred = False, None, [], None, None
+        vars(self).update(explorer_widgets(list(self.checkpoints), model, split, threshold, display_px))  # w_model, …, ui
+        self.w_model.observe(self._on_data, 'value'); self.w_split.observe(self._on_data, 'value')
+        self.w_group.observe(self._on_group, 'value')
+        self.w_sample.observe(lambda _: self.refresh(), 'value'); self.w_threshold.observe(lambda _: self.refresh(), 'value')
+        self._on_data()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.ui)
+
     def refresh(self):
         "Recompute the panel of the selected sample and threshold and show it."
         if self._hold or self.ds is None or not self.indices:
@@ -220,19 +276,6 @@ class Explorer:
         i = self.indices[self.w_sample.value]
         localizes = getattr(self.load_model(self.w_model.value)[1], 'localizes', True)
         self.panel = p = sample_panel(self.ds, self.pred, i, self.w_threshold.value, localizes)
-        for k in PANELS:
-            if p[k] is None:
-                self.w_boxes[k].layout.display = 'none'
-            else:
-                self.w_boxes[k].layout.display = None
-                self.w_images[k].value = _png(p[k])
-        r, m = p['row'], p['metrics']
-        self.w_info.value = (f"<b>{html.escape(str(r.get('item', i)))}</b> — {html.escape(str(r.get('dataset', '')))} / "
-                             f"{html.escape(str(r.get('method', '')))}, split {self.w_split.value}, sample {self.w_sample.value + 1} "
-                             f"of {len(self.indices)}; model <b>{html.escape(self.w_model.value)}</b>")
-        self.w_metrics.value = ('<table style="border-collapse:collapse">' + ''.join(
-            f'<tr><td style="padding:0 12px 0 0">{html.escape(k)}</td><td><b>{_fmt(v)}</b></td></tr>' for k, v in m.items())
-            + '</table><div style="max-width:260px;line-height:1.2"><small>pixel_f1, iou: over manipulated images (MVSS-Net), '
-              'n/a on an empty mask; pixel_f1_all: Zhang et al., empty-on-empty = 1. marked_fraction: share of pixels with map ≥ '
-              'threshold. At the model\'s input size.' + ('' if localizes else ' This model does not localize: scores only.')
-            + '</small></div>')
+        show_panel(self.w_images, self.w_boxes, p)
+        self.w_info.value = info_html(p['row'], i, self.w_split.value, self.w_sample.value, len(self.indices), self.w_model.value)
+        self.w_metrics.value = metrics_html(p['metrics'], localizes)

@@ -23,6 +23,8 @@ __all__ = ['CMAPS', 'MAP_CMAP', 'FEATURE_CMAP', 'STYLE', 'PANEL_TITLES', 'group_
 # %% ../nbs/05_viz.ipynb #v005
 CMAPS = {'map': 'cividis', 'feature': 'viridis', 'mask': 'gray', 'residual': 'RdBu_r'}
 MAP_CMAP, FEATURE_CMAP = CMAPS['map'], CMAPS['feature']
+
+# %% ../nbs/05_viz.ipynb #v005b
 STYLE = {**sns.axes_style('whitegrid'), **sns.plotting_context('notebook', font_scale=0.85),
          'axes.prop_cycle': matplotlib.cycler(color=sns.color_palette('colorblind')), 'image.cmap': MAP_CMAP,
          'axes.titlesize': 10, 'figure.titlesize': 11, 'legend.fontsize': 8, 'legend.title_fontsize': 8}
@@ -110,6 +112,7 @@ def draw_note(ax, text: str) -> None:
 # %% ../nbs/05_viz.ipynb #v023
 PANEL_TITLES = ('input', 'ground truth', 'predicted map', 'overlay')
 
+# %% ../nbs/05_viz.ipynb #v023b
 def plot_panel_row(axes, image, mask=None, prob=None, score=None, threshold: float = 0.5, gray=None, titles=PANEL_TITLES):
     """Four panels in `axes`: the input (H×W×3 in [0, 1]), the ground truth (`gray` map if given, else `mask`), the map
     (`draw_map`) and the overlay (`overlay`); `prob` None: a model that draws no map (a note instead of the last two)."""

@@ -120,7 +120,7 @@ def test_the_stage_notebook_runs_on_the_models_of_params(toy, tmp_path):
               models_dir=str(toy / 'models'), plots_dir=str(tmp_path / 'plots'), out_dir=str(tmp_path / 'out'),
               params_file=str(tmp_path / 'params.yaml'), perplexity=5, n_grid=2)
     assert sorted(p.relative_to(tmp_path / 'out').as_posix() for p in (tmp_path / 'out').rglob('*.png')) == sorted(
-        ['feature_maps/fcn.png', 'grid.png', 'mean_maps/fcn.png', 'noise_stats.png', 'pr.png', 'roc.png', 'training_curves.png', 'tsne/fcn.png'])
+        ['feature_maps/fcn.png', 'gradcam/fcn.png', 'grid.png', 'mean_maps/fcn.png', 'noise_stats.png', 'pr.png', 'roc.png', 'training_curves.png', 'tsne/fcn.png'])
 
 
 def test_figures_name_no_model():
@@ -133,8 +133,9 @@ def test_figures_name_no_model():
 
 
 def test_an_image_level_model_gets_no_mean_maps(toy, tmp_path, monkeypatch):
-    "A recipe with localizes=False (an image-level classifier: its map is a placeholder) gets t-SNE and feature maps, no mean maps."
+    "A recipe with localizes=False (an image-level classifier: its map is a placeholder) gets t-SNE, feature maps and the Grad-CAM of its score, no mean maps."
     from forgeloc.models.registry import get_recipe
     monkeypatch.setattr(get_recipe('fcn'), 'localizes', False, raising=False)
     res = figures(toy, tmp_path / 'f', n_grid=2)
     assert 'mean_maps/fcn' not in res['paths'] and 'tsne/fcn' in res['paths'] and res['paths']['grid'].exists()
+    assert 'gradcam/fcn' in res['paths'] and res['data']['models']['fcn']['gradcam']['target'] == 'score'   # Grad-CAM of the score
