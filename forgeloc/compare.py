@@ -16,9 +16,9 @@ from .core import ForgelocError, atomic_write, resolve
 from .metrics import METRICS
 
 # %% auto #0
-__all__ = ['COMPARE_COLUMNS', 'GRAY_COLUMNS', 'DOMAIN_COLUMNS', 'TEST_DOMAINS', 'README_BLOCKS', 'SEED_COLUMNS', 'mean_sd',
-           'seed_summary', 'comparison', 'comparison_markdown', 'comparison_summary', 'update_readme', 'seed_runs',
-           'seeds_markdown']
+__all__ = ['COMPARE_COLUMNS', 'GRAY_COLUMNS', 'DOMAIN_COLUMNS', 'TEST_DOMAINS', 'README_BLOCKS', 'SEED_COLUMNS',
+           'DOMAIN_SEED_COLUMNS', 'mean_sd', 'seed_summary', 'comparison', 'comparison_markdown', 'comparison_summary',
+           'update_readme', 'seed_runs', 'seeds_markdown', 'domain_seeds_markdown']
 
 # %% ../nbs/71_compare.ipynb #m005
 def _finite(values) -> list[float]:
@@ -185,3 +185,18 @@ def seeds_markdown(rows: list[dict]) -> str:
                                        [r[c] for c in SEED_COLUMNS]) + ' |')
     return ('Mean ± sd over seeds (sample sd), whole test split, threshold as below:\n\n' + '\n'.join(lines) +
             f"\n\nColumns: {_legend(SEED_COLUMNS)}.\n")
+
+# %% ../nbs/71_compare.ipynb #s004b
+DOMAIN_SEED_COLUMNS = ('image_auc', 'pixel_f1_all')
+
+def domain_seeds_markdown(rows: list[dict]) -> str:
+    "Mean ± sd over each model's seeds of `DOMAIN_SEED_COLUMNS` in each of `TEST_DOMAINS` (shallow, deep, both)."
+    cols = [f'{d}_{k}' for d in TEST_DOMAINS for k in DOMAIN_SEED_COLUMNS]
+    runs = [{'model': r['model'], 'seed': s, **{f'{d}_{k}': (v.get(d) or {}).get(k) for d in TEST_DOMAINS for k in DOMAIN_SEED_COLUMNS}}
+            for r in rows for s, v in (r.get('seeds') or {str(r.get('seed', '')): r}).items()]
+    summ = seed_summary(pd.DataFrame(runs), cols)
+    head = ['model'] + [f'{d}: {_label(k)}' for d in TEST_DOMAINS for k in DOMAIN_SEED_COLUMNS]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    lines += ['| ' + ' | '.join([f"`{r['model']}`"] + [r[c] for c in cols]) + ' |' for r in summ.to_dict('records')]
+    return ('By test domain, mean ± sd over the same seeds (shallow = shallowfake datasets, deep = FaceForensics++):\n\n'
+            + '\n'.join(lines) + '\n')
