@@ -19,8 +19,8 @@ import statistics
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from costs import count_flops                     # benchmarks/costs.py, beside this script
 from forgeloc.core import atomic_write, resolve
 from forgeloc.evaluate import bf16_autocast
 from forgeloc.models.registry import build_model, call_with, get_recipe, model_names, resolve_config
@@ -46,12 +46,11 @@ def synthetic_batch(recipe, cfg, batch: int, device, gen) -> dict:
 
 
 def forward_flops(net, x) -> int:
-    "Forward FLOPs of one image (in eval mode: batch norm cannot train on one image)."
+    "Forward FLOPs of one image, counted as benchmarks/costs.py counts them (in eval mode: batch norm cannot train on one image)."
     net.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as c:
-        net(x[:1])
+    flops = count_flops(net, x[:1])
     net.train()
-    return int(c.get_total_flops())
+    return flops
 
 
 def check(model: str, preset: str, steps: int, batch: int, device: str, compile: bool, peak_tflops: float) -> dict:
