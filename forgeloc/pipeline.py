@@ -18,11 +18,13 @@ __all__ = ['STAGES', 'FOREACH_GROUPS', 'FOREACH_STAGES', 'NOTEBOOK_OF', 'stage_n
            'model_keys', 'dvc_stage_params', 'cli_value', 'run_stage', 'parse_seeds']
 
 # %% ../nbs/70_pipeline.ipynb #c005
-STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'train_after', 'evaluate_after', 'compare', 'figures', 'reports')
+STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'train_after', 'evaluate_after', 'compare', 'figures', 'reports',
+          'degrade_test', 'robustness', 'robustness_after', 'robustness_report')
 # foreach stages: one stage per model of that group of params.yaml: train (train.models, train.models_after)
-FOREACH_GROUPS = {'train': 'models', 'evaluate': 'models', 'train_after': 'models_after', 'evaluate_after': 'models_after'}
+FOREACH_GROUPS = {'train': 'models', 'evaluate': 'models', 'train_after': 'models_after', 'evaluate_after': 'models_after',
+                  'robustness': 'models', 'robustness_after': 'models_after'}
 FOREACH_STAGES = tuple(FOREACH_GROUPS)
-NOTEBOOK_OF = {'train_after': 'train', 'evaluate_after': 'evaluate'}   # stages that run another stage's notebook
+NOTEBOOK_OF = {'train_after': 'train', 'evaluate_after': 'evaluate', 'robustness_after': 'robustness'}   # stages that run another stage's notebook
 
 def stage_notebook(stage: str) -> Path:
     "The pipeline notebook of `stage`."

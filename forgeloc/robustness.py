@@ -229,12 +229,13 @@ def domain_metrics(res: dict) -> dict:
     return {d: {k: r.get(k, float('nan')) for k in ROBUST_KEYS} for d, r in res['domains'].items()}
 
 # %% ../nbs/62_robustness.ipynb #r052
-def condition_record(summary: dict, res: dict | None, clean: dict) -> dict:
-    """One condition of `metrics/robustness/<model>.json`: what it is and its counts (`n_clean` test frames, `n_images`
-    scored, `n_skipped` and the reasons), every metric per test domain, and `gamma` per domain (metric under the condition
+def condition_record(summary: dict, res: dict | None, clean: dict, n_images: int = 0) -> dict:
+    """One condition of `metrics/robustness/<model>.json`: what it is and its counts (`n_test` frames in the clean split,
+    `n_built` degraded, `n_skipped` and the reasons, `n_images` scored: the built frames that have every label the model
+    needs, as in the clean evaluation), every metric per test domain, and `gamma` per domain (metric under the condition
     ÷ clean metric, FakeLocator's γ; `gamma_undefined` says why a γ is null). `res` None: nothing was left to score."""
-    rec = {k: summary[k] for k in ('protocol', 'degradation', 'level', 'what', 'applies_to', 'source', 'n_clean', 'n_skipped', 'skipped')}
-    rec['n_images'] = summary['n_kept']
+    rec = {k: summary[k] for k in ('protocol', 'degradation', 'level', 'what', 'applies_to', 'source', 'n_skipped', 'skipped')}
+    rec.update(n_test=summary['n_clean'], n_built=summary['n_kept'], n_images=int(n_images))
     got = domain_metrics(res) if res is not None else {d: {k: float('nan') for k in ROBUST_KEYS} for d in clean}
     rec.update(got)
     g = {d: gamma_report({k: v for k, v in got[d].items() if k in METRICS}, {k: v for k, v in clean[d].items() if k in METRICS})
@@ -256,12 +257,12 @@ def evaluate_conditions(net, cfg: dict, clean_ds, cond_root, masks_dir, device='
     record, shown = {'clean': _finite_or_none(clean), 'n_clean': len(clean_ds), 'conditions': {}}, {'clean': (clean_ds, res['pred'])}
     for s in tqdm(read_conditions(cond_root), desc='conditions', disable=not progress):
         cond_dir = Path(cond_root) / s['condition']
-        r = None
+        r, ds = None, None
         if s['n_kept']:
             ds = condition_dataset(cfg, cond_dir, masks_dir)
             r = evaluate_model(net, ds, recipe, masks_dir=cond_dir if s['masks'] == 'own' else masks_dir, **kw)
             shown[s['condition']] = (ds, r['pred'])
-        record['conditions'][s['condition']] = condition_record(s, r, clean)
+        record['conditions'][s['condition']] = condition_record(s, r, clean, len(ds) if ds is not None else 0)
     return record, shown
 
 # %% ../nbs/62_robustness.ipynb #r057
