@@ -18,10 +18,11 @@ from .core import ForgelocError, atomic_write, check_positive, pick_device, run_
 from .data.faces import FaceDetector
 from .data.io import IMAGE_EXTS, read_frames, read_image, video_info, write_png
 from .inference import VIDEO_EXTS, analyse_frames, list_inputs, load_model, video_indices
+from .models.weights import FORMATS, import_weights, input_normalization, mark_absent
 from .viz import contact_sheet, overlay, to_uint8
 
 # %% auto #0
-__all__ = ['save_png', 'build_parser', 'run', 'main']
+__all__ = ['save_png', 'build_parser', 'run', 'build_import_parser', 'import_main', 'main']
 
 # %% ../nbs/90_cli.ipynb #c027
 def save_png(path: Path, img: np.ndarray) -> Path:
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         description='Run a trained forgeloc checkpoint on images, folders (searched recursively) and videos; write the '
                     'score, the map and an overlay per input (per frame and per video for videos).',
         epilog='exit status: 0 when at least one input was analysed, 1 when none could be, 2 on a bad command line, '
-               'a missing input or a wrong checkpoint.\nexample: forgeloc -c models/upernet/best.pt photo.jpg clips/ -o results')
+               'a missing input or a wrong checkpoint.\nexample: forgeloc -c models/upernet/best.pt photo.jpg clips/ -o results\n'
+               'the authors\' released weights: forgeloc import-weights FILE [--format F] -o models/<name>/ (see forgeloc import-weights -h)')
     p.add_argument('inputs', nargs='+', metavar='INPUT', help='image files, video files or folders')
     p.add_argument('-c', '--checkpoint', required=True,
                    help='checkpoint file (best.pt), a folder holding best.pt, or a model name trained by the pipeline (models/<name>/best.pt)')
@@ -47,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--faces', action=argparse.BooleanOptionalAction, default=None,
                    help='crop the face (Haar box x --box-scale, as extract_frames) before analysing; default: on for videos, off for images')
     p.add_argument('--box-scale', type=float, default=1.3, help='face box scale (default: %(default)s, extract_frames.box_scale)')
-    p.add_argument('--stage-size', type=int, default=128,
-                   help='side the training frames were saved at (default: %(default)s, extract_frames.crop_size/image_size)')
+    p.add_argument('--stage-size', type=int, default=None,
+                   help='side the training frames were saved at (default: 128, extract_frames.crop_size/image_size; '
+                        'an imported authors\' checkpoint: its input size, as the authors resize straight to it)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--frames', type=int, default=None, help='video: this many evenly spaced frames (default: 10)')
     g.add_argument('--every', type=int, default=None, help='video: every k-th frame instead')
@@ -69,6 +72,11 @@ def _check_args(a):
         v = getattr(a, name)
         if v is not None:
             check_positive('--' + name.replace('_', '-'), v)
+
+# %% ../nbs/90_cli.ipynb #c030s
+def _stage_size(args, cfg: dict, imported) -> int:
+    "`--stage-size`, else 128 (the data stages' side) for a trained checkpoint and the input size for an imported authors' file."
+    return args.stage_size or (int(cfg['size']) if imported else 128)
 
 # %% ../nbs/90_cli.ipynb #c030c
 def _row(item, kind, frame, score, prob, threshold, box, n_frames, map_rel, overlay_rel):
@@ -140,10 +148,12 @@ def _analyse_video(item, n_frames: int, args, kw, out, localizes) -> tuple[list,
     return rows + [_row(item, 'video', '', vscore, mean_map, thr, None, len(res), m, o)], skipped
 
 # %% ../nbs/90_cli.ipynb #c030rc
-def _summary(args, items, ignored, table, skipped, recipe, cfg, ck_path, device, rows) -> dict:
-    return {'checkpoint': str(ck_path), 'model': recipe.name, 'preset': cfg.get('preset'), 'size': int(cfg['size']),
+def _summary(args, items, ignored, table, skipped, recipe, cfg, ck_path, device, rows, kw, imported=None) -> dict:
+    imp = {k: imported[k] for k in ('source_file', 'sha256', 'format')} if imported else None
+    return {'checkpoint': str(ck_path), 'model': recipe.name, 'preset': cfg.get('preset'), 'size': int(cfg['size']), 'imported': imp,
+            'normalization': {'mean': list(kw['norm'][0]), 'std': list(kw['norm'][1])},
             'threshold': float(args.threshold), 'localizes': getattr(recipe, 'localizes', True), 'device': str(device),
-            'faces': {None: 'videos', True: 'all', False: 'none'}[args.faces], 'box_scale': args.box_scale, 'stage_size': args.stage_size,
+            'faces': {None: 'videos', True: 'all', False: 'none'}[args.faces], 'box_scale': args.box_scale, 'stage_size': kw['stage_size'],
             'video_sampling': f'every {args.every}' if args.every else f'{args.frames or 10} evenly spaced',
             'n_inputs': len(items), 'n_ignored_files': ignored, 'n_images': int((table.kind == 'image').sum()),
             'n_videos': int((table.kind == 'video').sum()), 'n_frames': int((table.kind == 'frame').sum()), 'n_skipped': len(skipped),
@@ -160,8 +170,10 @@ def run(args) -> dict:
     device = pick_device(args.device)
     net, recipe, cfg, ck_path = load_model(args.checkpoint, device)
     out, localizes = Path(args.out), getattr(recipe, 'localizes', True)     # a detection-only model's map is all zeros: not written
+    imported = getattr(net, 'imported', None)                                # an authors' file: its own input (models.weights)
     kw = dict(net=net, recipe=recipe, size=int(cfg['size']), detector=FaceDetector() if args.faces is not False else None,
-              box_scale=args.box_scale, stage_size=args.stage_size, device=device, batch_size=args.batch_size)
+              box_scale=args.box_scale, stage_size=_stage_size(args, cfg, imported), device=device, batch_size=args.batch_size,
+              norm=input_normalization(cfg))
     rows, skipped = [], []
     bar = tqdm(items, desc=f'forgeloc {recipe.name}', unit='input', disable=args.quiet)
     for item in bar:
@@ -179,14 +191,56 @@ def run(args) -> dict:
         table.to_csv(f, index=False)
     with atomic_write(out / 'skipped.csv') as f:
         pd.DataFrame(skipped, columns=['input', 'frame', 'reason']).to_csv(f, index=False)
-    summary = _summary(args, items, ignored, table, skipped, recipe, cfg, ck_path, device, rows)
+    summary = _summary(args, items, ignored, table, skipped, recipe, cfg, ck_path, device, rows, kw, imported)
     with atomic_write(out / 'scores.json') as f:
         json.dump(summary, f, indent=1, default=str)
     return summary
 
+# %% ../nbs/90_cli.ipynb #c030j
+def build_import_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='forgeloc import-weights',
+                                description="Convert an authors' released checkpoint into a forgeloc checkpoint OUT/best.pt, strictly, with its provenance.",
+                                epilog='exit status: 0 when written (or, with --missing-ok, FILE absent and recorded), 2 on any error.')
+    p.add_argument('file', metavar='FILE', help="the authors' state-dict file (.pt / .pth)")
+    p.add_argument('--format', default='auto', choices=['auto', *FORMATS], help='its key layout (default: %(default)s, from the keys)')
+    p.add_argument('-o', '--out', required=True, help='output folder (models/<name>/): best.pt is written there')
+    p.add_argument('--missing-ok', action='store_true', help='FILE absent: one line, OUT/absent.json, exit status 0 (the pipeline\'s import_weights stage)')
+    return p
+
+# %% ../nbs/90_cli.ipynb #c030j2
+def _imported_of(path) -> dict:
+    "The `imported` entry of a checkpoint, read memory-mapped (the tensors are not loaded)."
+    import torch
+    return torch.load(path, map_location='cpu', weights_only=False, mmap=True)['imported']
+
+# %% ../nbs/90_cli.ipynb #c030k
+def import_main(argv=None) -> int:
+    "`forgeloc import-weights FILE [--format F] -o OUT [--missing-ok]`; returns the exit status (0 written or absent-and-recorded, 2 error)."
+    a = build_import_parser().parse_args(argv)
+    fmt = None if a.format == 'auto' else a.format
+    try:
+        if a.missing_ok and not Path(a.file).exists():
+            mark_absent(a.file, fmt, a.out)
+            print(f'forgeloc import-weights: {a.file} not found: skipped (nothing imported; {Path(a.out) / "absent.json"} '
+                  f'records it and the evaluate stage writes "not run")', file=sys.stderr)
+            return 0
+        path = import_weights(a.file, fmt, a.out)
+    except ForgelocError as e:
+        print(f'forgeloc import-weights: error: {e}', file=sys.stderr)
+        return 2
+    imp = _imported_of(path)
+    conv = imp['conversion']
+    print(f"forgeloc import-weights: {a.file} ({imp['format']}, sha256 {imp['sha256'][:12]}…) → {path}: {conv['used']} tensors "
+          f"used, {sum(conv['dropped'].values())} dropped by rule; input {imp['authors_input']['channel_order']}, "
+          f"mean {list(imp['authors_input']['mean'])}, std {list(imp['authors_input']['std'])}", file=sys.stderr)
+    return 0
+
 # %% ../nbs/90_cli.ipynb #c030m
 def main(argv=None) -> int:
-    "The `forgeloc` console command; returns the exit status (0: something analysed, 1: nothing could be, 2: bad input)."
+    "The `forgeloc` console command (`forgeloc import-weights ...`: `import_main`); returns the exit status (0: something analysed, 1: nothing could be, 2: bad input)."
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv[:1] == ['import-weights']:
+        return import_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -79,11 +79,14 @@ def _legend(keys) -> str:
 
 # %% ../nbs/71_compare.ipynb #m018e
 def comparison(metrics_dir='metrics/evaluate') -> list[dict]:
-    "One row per `<model>.json` in `metrics_dir` (written by the evaluate stage), in file-name order."
+    "One row per `<model>.json` in `metrics_dir` (written by the evaluate stage), in file-name order; results with `status: not run` (an imported entry whose weights file is absent) are left out."
     files = sorted(resolve(metrics_dir).glob('*.json'))
-    if not files:
-        raise ForgelocError(f'no evaluation results in {resolve(metrics_dir)}: run the evaluate stages first')
-    return [json.loads(f.read_text()) for f in files]
+    rows = [json.loads(f.read_text()) for f in files]
+    ran = [r for r in rows if r.get('status') != 'not run']
+    if not ran:
+        raise ForgelocError(f'no evaluation results in {resolve(metrics_dir)}' + (f' ({len(rows)} not run)' if rows else '')
+                            + ': run the evaluate stages first')
+    return ran
 
 # %% ../nbs/71_compare.ipynb #m018f
 def comparison_markdown(rows: list[dict]) -> str:
@@ -94,8 +97,8 @@ def comparison_markdown(rows: list[dict]) -> str:
            [c.upper() for c in GRAY_COLUMNS] + [f'{d} AUC' for d in datasets]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
-        cells = [f"`{r['model']}`", r['preset'], r.get('train_set', 'both'), f"{r['n_params'] / 1e6:.2f}M",
-                 f"{r['epochs']} ({r['checkpoint_epoch']})", f"{r['train_seconds']:.0f}"] + \
+        run = ('imported', '—') if r.get('imported') else (f"{r['epochs']} ({r['checkpoint_epoch']})", f"{r['train_seconds']:.0f}")
+        cells = [f"`{r['model']}`", r['preset'], r.get('train_set', 'both'), f"{r['n_params'] / 1e6:.2f}M", *run] + \
                 [_fmt(r.get(c)) for c in COMPARE_COLUMNS] + [_fmt(r.get(c)) for c in GRAY_COLUMNS] + \
                 [_fmt(by_dataset(r).get(d, {}).get('image_auc')) for d in datasets]
         lines.append('| ' + ' | '.join(cells) + ' |')
@@ -104,6 +107,10 @@ def comparison_markdown(rows: list[dict]) -> str:
     note = ('' if not fewer else ' Tested on fewer frames (a label they need exists for part of the data only): ' +
             ', '.join(f"`{r['model']}` {r['n_images']} ({r['n_manipulated']} manipulated)" for r in fewer) + '.')
     res = {r.get('resolution', 'input') for r in rows}
+    imported = '' if not any(r.get('imported') for r in rows) else (
+        " Rows marked *imported* are the authors' released checkpoints (`params.yaml: weights`; train set `authors`: trained "
+        "by their authors on their data), evaluated on the same test split: " +
+        ', '.join(f"`{r['model']}` from {r['imported']['source_file']} ({r['imported']['format']})" for r in rows if r.get('imported')) + '.')
     where = ('each image\'s original size (the crop box it was cut from, see nbs/60_evaluate)' if res == {'original'}
              else 'the model\'s input size' if res == {'input'} else 'original or input size (see each result file)')
     dom_head = ['model', 'train set'] + [f'{d}: {_label(k)}' for d in TEST_DOMAINS for k in DOMAIN_COLUMNS]
@@ -116,7 +123,7 @@ def comparison_markdown(rows: list[dict]) -> str:
             + '\n'.join(lines) + '\n\n'
             + f"Columns: {_legend(COMPARE_COLUMNS)}; **COSS, PSNR (dB), SSIM**: predicted against ground-truth gray fakeness "
               f"maps over the manipulated images (FakeLocator, Huang et al. Sec. 5.1; — for models that predict no gray map); "
-              f"**<dataset> AUC**: AUC on that dataset's test images.\n\n"
+              f"**<dataset> AUC**: AUC on that dataset's test images.{imported}\n\n"
             + "By test domain (the UPerNet paper's Table III layout; shallow = shallowfake datasets, deep = FaceForensics++):\n\n"
             + '\n'.join(dom) + '\n')
 
@@ -142,7 +149,7 @@ def comparison_summary(rows: list[dict]) -> dict:
 
 # %% ../nbs/71_compare.ipynb #m018h
 README_BLOCKS = {'results': 'metrics/compare.md', 'table3': 'metrics/table3.md', 'cross': 'metrics/cross_dataset.md',
-                 'costs': 'benchmarks/results/costs.md'}
+                 'costs': 'benchmarks/results/costs.md', 'published': 'metrics/published.md'}
 
 # %% ../nbs/71_compare.ipynb #m018i
 def update_readme(readme='README.md', table='metrics/compare.md', marker: str = 'results') -> bool:

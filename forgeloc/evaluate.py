@@ -18,6 +18,7 @@ from .data.dataset import DOMAINS, ForgeryDataset, domain_of
 from .metrics import (METRICS, PIXEL_THRESHOLDS, gray_map_report, localization_report, pixel_scores, pixel_subset,
                               pr_points, roc_points)
 from .models.registry import get_recipe
+from .models.weights import input_normalization
 
 # %% auto #0
 __all__ = ['RESOLUTIONS', 'GROUP_COLUMNS', 'recipe_datasets', 'to_device', 'bf16_autocast', 'predict', 'original_sizes',
@@ -25,10 +26,10 @@ __all__ = ['RESOLUTIONS', 'GROUP_COLUMNS', 'recipe_datasets', 'to_device', 'bf16
 
 # %% ../nbs/60_evaluate.ipynb #p001
 def recipe_datasets(cfg: dict, frames_dir, masks_dir, splits=('train', 'val')) -> dict:
-    "ForgeryDatasets of `splits` as `cfg['model']`'s recipe needs them (size, normalization, labels), of the `train_set` domain (shallow/deep/both); train is augmented."
-    r = get_recipe(cfg['model'])
+    "ForgeryDatasets of `splits` as `cfg['model']`'s recipe needs them (size, normalization — the config's own if it has one —, labels), of the `train_set` domain (shallow/deep/both); train is augmented."
+    r, (mean, std) = get_recipe(cfg['model']), input_normalization(cfg)
     return {s: ForgeryDataset(frames_dir, masks_dir, s, size=int(cfg['size']), augment=bool(cfg['augment']) and s == 'train',
-                              labels=r.labels_for(cfg), mean=r.mean, std=r.std, domain=cfg.get('train_set', 'both')) for s in splits}
+                              labels=r.labels_for(cfg), mean=mean, std=std, domain=cfg.get('train_set', 'both')) for s in splits}
 
 # %% ../nbs/60_evaluate.ipynb #p003
 def to_device(batch: dict, device) -> dict:

@@ -17,6 +17,7 @@ from .data.extract_frames import sample_frame_indices
 from .data.faces import FaceDetector, crop_square, square_box, track_faces
 from .data.io import IMAGE_EXTS
 from .models.registry import get_recipe, model_names
+from .models.weights import input_normalization
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'media_kind', 'list_inputs', 'find_checkpoint', 'load_model', 'model_input', 'infer', 'paste_map',
@@ -85,7 +86,7 @@ def find_checkpoint(spec) -> Path:
 
 # %% ../nbs/89_inference.ipynb #c013b
 def load_model(spec, device='cpu'):
-    "(network in eval mode on `device`, its recipe, its training config, the checkpoint path) of checkpoint `spec`."
+    "(network in eval mode on `device`, its recipe, its training config, the checkpoint path) of checkpoint `spec`; `network.imported` is the provenance of an imported authors' file (None for a trained model)."
     path = find_checkpoint(spec)
     ckpt = read_checkpoint(path, 'cpu')
     name = ckpt['cfg'].get('model') if isinstance(ckpt['cfg'], dict) else None
@@ -93,6 +94,7 @@ def load_model(spec, device='cpu'):
         raise ForgelocError(f'checkpoint {path} holds model {name!r}, which this forgeloc does not register '
                             f'(it knows {", ".join(model_names())})')
     net, ckpt = load_checkpoint(path, device)
+    net.imported = ckpt.get('imported')
     return net, get_recipe(name), ckpt['cfg'], path
 
 # %% ../nbs/89_inference.ipynb #c017
@@ -108,10 +110,11 @@ def model_input(img: np.ndarray, size: int, stage_size: int = 128) -> np.ndarray
 
 # %% ../nbs/89_inference.ipynb #c017b
 @torch.no_grad()
-def infer(net, recipe, images, device='cpu', batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    "Scores (N,) and maps (N×S×S, in [0, 1]) of `net` on N model inputs (S×S×3 uint8), normalized and read by `recipe`."
-    mean = torch.tensor(recipe.mean, dtype=torch.float32)[:, None, None]
-    std = torch.tensor(recipe.std, dtype=torch.float32)[:, None, None]
+def infer(net, recipe, images, device='cpu', batch_size: int = 16, norm=None) -> tuple[np.ndarray, np.ndarray]:
+    "Scores (N,) and maps (N×S×S, in [0, 1]) of `net` on N model inputs (S×S×3 uint8), normalized by `norm` = (mean, std) (R, G, B after /255; default the recipe's) and read by `recipe`."
+    mean, std = norm or (recipe.mean, recipe.std)
+    mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+    std = torch.tensor(std, dtype=torch.float32)[:, None, None]
     scores, maps = [], []
     for k in range(0, len(images), batch_size):
         x = torch.from_numpy(np.stack(images[k:k + batch_size])).permute(0, 3, 1, 2).float().div(255)
@@ -137,9 +140,9 @@ def paste_map(prob: np.ndarray, box, shape) -> np.ndarray:
 
 # %% ../nbs/89_inference.ipynb #c023
 def analyse_frames(frames: dict, net, recipe, size: int, faces: bool, detector=None, box_scale: float = 1.3,
-                   stage_size: int = 128, device='cpu', batch_size: int = 16) -> tuple[dict, dict]:
+                   stage_size: int = 128, device='cpu', batch_size: int = 16, norm=None) -> tuple[dict, dict]:
     """`frames` {index: H×W×3 RGB} → ({index: dict(score, map H×W, box or None)}, {index: reason} of frames skipped).
-    With `faces`, one face tracked through the frames is cropped (box × `box_scale`) and its map pasted back."""
+    With `faces`, one face tracked through the frames is cropped (box × `box_scale`) and its map pasted back; `norm`: see `infer`."""
     idx = sorted(frames)
     boxes = {i: None for i in idx}
     skipped = {}
@@ -153,7 +156,7 @@ def analyse_frames(frames: dict, net, recipe, size: int, faces: bool, detector=N
                 boxes[i] = square_box(b, box_scale)
     keep = [i for i in idx if i not in skipped]
     inputs = [model_input(crop_square(frames[i], boxes[i], stage_size) if faces else frames[i], size, stage_size) for i in keep]
-    scores, maps = infer(net, recipe, inputs, device, batch_size)
+    scores, maps = infer(net, recipe, inputs, device, batch_size, norm)
     out = {}
     for i, s, m in zip(keep, scores, maps):
         h, w = frames[i].shape[:2]

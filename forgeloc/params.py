@@ -11,6 +11,7 @@ import difflib
 import importlib.util
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -24,13 +25,15 @@ from .degrade import check_robustness
 from .evaluate import RESOLUTIONS
 from .figures import parse_layers
 from .models.registry import call_with, model_names, resolve_config
+from .models.weights import FORMATS
 from .pipeline import cli_value, parse_seeds
 from .train import check_train_config
 
 # %% auto #0
-__all__ = ['flag', 'text', 'raw_folder', 'file_or_empty', 'device', 'SCHEMA', 'STAGE_CHECKS', 'CHECK_STAGE', 'CHECK_OUTPUT',
-           'positive', 'at_least', 'within', 'one_of', 'names', 'auto_or', 'whole_file', 'with_values', 'key_problems',
-           'model_problems', 'cross_problems', 'params_problems', 'check_params', 'main']
+__all__ = ['flag', 'text', 'raw_folder', 'file_or_empty', 'device', 'SCHEMA', 'WEIGHTS_KEYS', 'WEIGHTS_DIR', 'WEIGHTS_EXAMPLE',
+           'STAGE_CHECKS', 'CHECK_STAGE', 'CHECK_OUTPUT', 'positive', 'at_least', 'within', 'one_of', 'names',
+           'auto_or', 'whole_file', 'with_values', 'key_problems', 'model_problems', 'cross_problems',
+           'weights_problems', 'weights_warnings', 'params_problems', 'check_params', 'main']
 
 # %% ../nbs/02_params.ipynb #p006
 def _rule(check, allowed: str):
@@ -144,6 +147,7 @@ SCHEMA = {
                 'layers': whole_file("recipe, or 'model:layer,layer;model:layer' of the figures' models"),
                 'batch_size': positive(), 'device': device, 'dpi': positive()},
     'reports': {'table3_models': whole_file('comma-separated registered model names')},
+    'weights': None,      # the whole group: weights_problems (one entry per authors' file the user brings; none by default)
     'robustness': None,   # the whole group: forgeloc.degrade.check_robustness
 }
 
@@ -256,6 +260,52 @@ def cross_problems(params: dict) -> list[str]:
             out.append(_named(key, e))
     return out
 
+# %% ../nbs/02_params.ipynb #pw01
+WEIGHTS_KEYS = ('file', 'format')         # the keys of a `weights` entry
+WEIGHTS_DIR = 'weights'                   # where the entries' files lie (the import stage's dependency)
+WEIGHTS_EXAMPLE = {'mvss_casia': {'file': 'weights/mvssnet_casia.pt', 'format': 'mvss_official'}}   # params.yaml's commented entry
+
+# %% ../nbs/02_params.ipynb #pw02
+def _weights_entry_problems(name, item, taken) -> list[str]:
+    "Problems of one `weights` entry (see `weights_problems`)."
+    key = f'weights.{name}'
+    if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]*', str(name)):
+        return [f'`{key}`: the name must be letters, digits, _ . - (it names the stages import_weights@<name> and models/<name>/)']
+    if name in taken:
+        return [f'`{key}`: {name} is also a model of train (both would write models/{name}/ and metrics/evaluate/{name}.json)']
+    if not isinstance(item, dict):
+        return [f'`{key}` must be a mapping {{file: {WEIGHTS_DIR}/..., format: ...}}, got {item!r}']
+    out = [f"unknown key `{key}.{k}` ({key} has {', '.join(WEIGHTS_KEYS)})" for k in item if k not in WEIGHTS_KEYS]
+    out += [f'`{key}.{k}` is missing (file: a path under {WEIGHTS_DIR}/; format: auto or one of {", ".join(FORMATS)})'
+            for k in WEIGHTS_KEYS if k not in item]
+    if 'format' in item:
+        try:
+            check_choice(f'{key}.format', item['format'], ['auto', *FORMATS])
+        except ForgelocError as e:
+            out.append(_named(f'{key}.format', e))
+    f = item.get('file')
+    if 'file' in item and not (isinstance(f, str) and not Path(f).is_absolute() and Path(f).parts[:1] == (WEIGHTS_DIR,)
+                               and len(Path(f).parts) > 1 and '..' not in Path(f).parts):
+        out.append(f'`{key}.file` must be a path under {WEIGHTS_DIR}/ (the import stage depends on that folder), got {f!r}')
+    return out
+
+# %% ../nbs/02_params.ipynb #pw03
+def weights_problems(params: dict) -> list[str]:
+    "Problems of every entry of `weights`: its name, exactly `file` (under weights/) and `format` (auto or a known one)."
+    w, train = params.get('weights'), params.get('train') if isinstance(params.get('train'), dict) else {}
+    if not isinstance(w, dict):
+        return []                                  # key_problems says the group is missing or not a mapping
+    taken = {*(train.get('models') or {}), *(train.get('models_after') or {})}
+    return [p for name, item in w.items() for p in _weights_entry_problems(name, item, taken)]
+
+# %% ../nbs/02_params.ipynb #pw04
+def weights_warnings(params: dict) -> list[str]:
+    "One line per `weights` entry whose file is absent (the import stage skips it, its result says not run)."
+    w = params.get('weights') if isinstance(params.get('weights'), dict) else {}
+    return [f"`weights.{name}.file`: {item['file']} not found: import_weights@{name} skips it and its result says \"not run\" "
+            f"(put the file there to evaluate it)" for name, item in w.items()
+            if isinstance(item, dict) and isinstance(item.get('file'), str) and not resolve(item['file']).exists()]
+
 # %% ../nbs/02_params.ipynb #p048
 STAGE_CHECKS = {'extract_frames': _extract_config, 'build_masks': _masks_config}   # the stages' own checks of their group
 
@@ -274,7 +324,7 @@ def params_problems(params: dict) -> list[str]:
             check_robustness(params['robustness'])
         except ForgelocError as e:
             by_group['robustness'].append(_named('robustness', e))
-    found = [p for probs in by_group.values() for p in probs] + model_problems(params) + cross_problems(params)
+    found = [p for probs in by_group.values() for p in probs] + model_problems(params) + cross_problems(params) + weights_problems(params)
     return list(dict.fromkeys(found))
 
 # %% ../nbs/02_params.ipynb #p050
@@ -293,13 +343,13 @@ CHECK_STAGE, CHECK_OUTPUT = 'check_params', 'metrics/params_check.json'   # the 
 # %% ../nbs/02_params.ipynb #p055
 def main(argv=None) -> Path:
     """The DVC stage `check_params`: check `params` (default params.yaml); print every problem and exit with status 2, or
-    write `--out`, a fixed text, so a passing check re-runs nothing that depends on it."""
+    write `--out`, a fixed text, so a passing check re-runs nothing that depends on it; one warning line per absent `weights` file."""
     ap = argparse.ArgumentParser(prog='check_params', description='Check every value of params.yaml at once.')
     ap.add_argument('params', nargs='?', default='params.yaml', help='parameter file, relative to the repository root')
     ap.add_argument('--out', default=CHECK_OUTPUT, help=f'written when the check passes (default {CHECK_OUTPUT})')
     args = ap.parse_args(argv)
     try:
-        check_params(args.params)
+        params = check_params(args.params)
     except ForgelocError as e:
         print(f'check_params: {e}', file=sys.stderr)
         raise SystemExit(2) from None
@@ -307,4 +357,6 @@ def main(argv=None) -> Path:
         json.dump({'checked': Path(args.params).name, 'problems': 0}, f)
         f.write('\n')
     print(f'check_params: {args.params} passed (every group and key of forgeloc.params.SCHEMA)')
+    for w in weights_warnings(params):                  # absent authors' files: reported here once, skipped by their stages
+        print(f'check_params: warning: {w}')
     return resolve(args.out)

@@ -14,21 +14,28 @@ import yaml
 from .core import ForgelocError, check_choice, load_params, resolve
 
 # %% auto #0
-__all__ = ['STAGES', 'FOREACH_GROUPS', 'FOREACH_STAGES', 'NOTEBOOK_OF', 'stage_notebook', 'format_overrides', 'parse_overrides',
-           'model_keys', 'dvc_stage_params', 'cli_value', 'run_stage', 'parse_seeds']
+__all__ = ['STAGES', 'FOREACH_GROUPS', 'WEIGHTS_STAGES', 'FOREACH_STAGES', 'NOTEBOOK_OF', 'CLI_STAGES', 'NOTEBOOK_STAGES',
+           'stage_notebook', 'format_overrides', 'parse_overrides', 'model_keys', 'dvc_stage_params', 'cli_value',
+           'run_stage', 'parse_seeds']
 
 # %% ../nbs/70_pipeline.ipynb #c005
-STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'train_after', 'evaluate_after', 'compare', 'figures', 'reports',
-          'degrade_test', 'robustness', 'robustness_after', 'robustness_report')
+STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'train_after', 'evaluate_after', 'import_weights', 'evaluate_weights',
+          'compare', 'figures', 'reports', 'degrade_test', 'robustness', 'robustness_after', 'robustness_report')
 # foreach stages: one stage per model of that group of params.yaml: train (train.models, train.models_after)
 FOREACH_GROUPS = {'train': 'models', 'evaluate': 'models', 'train_after': 'models_after', 'evaluate_after': 'models_after',
                   'robustness': 'models', 'robustness_after': 'models_after'}
-FOREACH_STAGES = tuple(FOREACH_GROUPS)
-NOTEBOOK_OF = {'train_after': 'train', 'evaluate_after': 'evaluate', 'robustness_after': 'robustness'}   # stages that run another stage's notebook
+WEIGHTS_STAGES = ('import_weights', 'evaluate_weights')     # foreach stages over params.yaml: weights (the authors' files)
+FOREACH_STAGES = (*FOREACH_GROUPS, *WEIGHTS_STAGES)
+NOTEBOOK_OF = {'train_after': 'train', 'evaluate_after': 'evaluate', 'evaluate_weights': 'evaluate',
+               'robustness_after': 'robustness'}   # stages that run another stage's notebook
+CLI_STAGES = ('import_weights',)                            # stages that run the `forgeloc` command, not a notebook
+NOTEBOOK_STAGES = tuple(s for s in STAGES if s not in CLI_STAGES)
 
 def stage_notebook(stage: str) -> Path:
-    "The pipeline notebook of `stage`."
+    "The pipeline notebook of `stage` (an error for a stage that runs a command instead)."
     check_choice('stage', stage, STAGES)
+    if stage in CLI_STAGES:
+        raise ForgelocError(f'stage {stage} runs the forgeloc command (see dvc.yaml), not a pipeline notebook')
     return resolve('nbs/pipeline') / f'{NOTEBOOK_OF.get(stage, stage)}.ipynb'
 
 # %% ../nbs/70_pipeline.ipynb #c008
@@ -85,12 +92,18 @@ def model_keys(params_file='params.yaml', group: str = 'models') -> list[str]:
 
 def dvc_stage_params(stage: str, key: str | None = None, dvc_file='dvc.yaml', params_file='params.yaml') -> dict:
     """The papermill parameters `dvc.yaml` passes to `stage` (`-p name value`, and `-y "name: value"` for booleans), with
-    `${...}` filled from params.yaml; for a foreach stage, those of model `key` (default: the first of its group)."""
+    `${...}` filled from params.yaml; for a foreach stage, those of model (or `weights` entry) `key` (default: the first of its group)."""
     check_choice('stage', stage, STAGES)
     spec = yaml.safe_load(resolve(dvc_file).read_text())['stages'][stage]
     params = load_params(params_file)
     item = None
-    if 'foreach' in spec:
+    if 'foreach' in spec and stage in WEIGHTS_STAGES:        # one stage per entry of params.yaml: weights
+        entries = params.get('weights') or {}
+        if not entries:
+            raise ForgelocError(f'{params_file}: `weights` lists no entry, so stage {stage} has none')
+        key = next(iter(entries)) if key is None else check_choice(f'entry of {params_file}: weights', key, list(entries))
+        item, spec = entries[key], spec['do']
+    elif 'foreach' in spec:
         group = FOREACH_GROUPS[stage]
         keys = model_keys(params_file, group)
         if not keys:
@@ -100,6 +113,7 @@ def dvc_stage_params(stage: str, key: str | None = None, dvc_file='dvc.yaml', pa
     def fill(m):
         if m.group(1) == 'key': return key
         if m.group(1) == 'item': return format_overrides(item)
+        if m.group(1).startswith('item.'): return str(item[m.group(1)[5:]])
         v = params
         for k in m.group(1).split('.'):
             if not isinstance(v, dict) or k not in v:

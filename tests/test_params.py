@@ -11,9 +11,9 @@ import yaml
 
 from forgeloc.core import ForgelocError, load_params, resolve
 from forgeloc.params import CHECK_OUTPUT, check_params, params_problems, with_values
-from forgeloc.pipeline import NOTEBOOK_OF, STAGES, dvc_stage_params, stage_notebook
+from forgeloc.pipeline import NOTEBOOK_OF, NOTEBOOK_STAGES, STAGES, dvc_stage_params, stage_notebook
 
-from test_config import DVC, parameters_cell, stage_spec
+from test_config import DVC, parameters_cell, stage_params, stage_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,8 +89,8 @@ def test_pipeline_notebook_defaults_equal_params_yaml():
     """Every value dvc.yaml passes a stage is its notebook's default (values, not only names), so a notebook opened in Jupyter
     runs what `dvc repro` runs. A foreach stage is compared for the first model of its group (the notebooks' example
     model); train_after/evaluate_after share those notebooks, so only their values that do not depend on the model."""
-    for stage in STAGES:
-        defaults, passed = parameters_cell(stage_notebook(stage)), dvc_stage_params(stage)
+    for stage in NOTEBOOK_STAGES:
+        defaults, passed = parameters_cell(stage_notebook(stage)), stage_params(stage)
         per_model = set(re.findall(r"-p (\w+) '?[^\s']*\$\{(?:key|item)", stage_spec(stage)['cmd'])) if stage in NOTEBOOK_OF else set()
         for name, value in passed.items():
             if name in per_model:

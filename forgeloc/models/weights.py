@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,15 +14,16 @@ from typing import Callable
 
 import torch
 
-from ..core import ForgelocError, check_choice, repo_root, run_info
+from ..core import ForgelocError, atomic_write, check_choice, repo_root, run_info
 from .registry import build_model, get_recipe, resolve_config
 
 # %% auto #0
 __all__ = ['BAYAR_KERNEL', 'MVSS_RENAMES', 'MVSS_DROPS', 'MVSS_FIXED', 'MVSS_ARCH', 'MVSS_OFFICIAL', 'MVSS_ZHANG',
            'UPERNET_RENAMES', 'UPERNET_DROPS', 'UPERNET_INPUT', 'UPERNET_ARCH', 'ZHANG_UPERNET', 'ZHANG_UPERNET_BAYAR',
-           'KONG_RENAMES', 'KONG', 'FORMATS', 'rename_key', 'Layout', 'Fixed', 'sobel_kernel', 'WeightFormat',
-           'csail_stem_renames', 'authors_layout', 'detect_format', 'to_forgeloc', 'format_config',
-           'input_normalization', 'random_authors_state', 'to_authors', 'read_weights', 'sha256_file', 'import_weights']
+           'KONG_RENAMES', 'KONG', 'FORMATS', 'ABSENT_MARKER', 'rename_key', 'Layout', 'Fixed', 'sobel_kernel',
+           'WeightFormat', 'csail_stem_renames', 'authors_layout', 'detect_format', 'to_forgeloc', 'format_config',
+           'input_normalization', 'random_authors_state', 'to_authors', 'mark_absent', 'read_absent', 'read_weights',
+           'sha256_file', 'import_weights']
 
 # %% ../../nbs/27_models.weights.ipynb #w006
 def rename_key(key: str, pairs, reverse: bool = False) -> str | None:
@@ -420,6 +422,28 @@ def to_authors(state: dict, format: str) -> dict:
         out.update({k: f.value(k, shape) for k, shape in f.keys(out).items()})
     return {f'module.{k}': v for k, v in out.items()} if fmt.dataparallel else out
 
+# %% ../../nbs/27_models.weights.ipynb #w093
+ABSENT_MARKER = 'absent.json'      # written in models/<name>/ instead of best.pt when the entry's weights file is absent
+
+# %% ../../nbs/27_models.weights.ipynb #w094
+def mark_absent(file, format: str | None, out_dir) -> Path:
+    "Record in `out_dir`/absent.json that the weights file `file` (of `format`) is absent; an existing `best.pt` there is an error (it would contradict the record)."
+    out = Path(out_dir)
+    if (out / 'best.pt').exists():
+        raise ForgelocError(f'{out / "best.pt"} exists but its weights file {file} is absent: remove one or the other')
+    rec = {'status': 'not run', 'source_file': Path(file).name, 'path': str(file), 'format': format or 'auto',
+           'reason': f'weights file {file} not found'}
+    with atomic_write(out / ABSENT_MARKER) as f:
+        json.dump(rec, f, indent=1)
+    return out / ABSENT_MARKER
+
+# %% ../../nbs/27_models.weights.ipynb #w095
+def read_absent(checkpoint) -> dict | None:
+    "The `absent.json` record beside `checkpoint` (models/<name>/best.pt) when that checkpoint does not exist, else None."
+    p = Path(checkpoint)
+    marker = p.parent / ABSENT_MARKER
+    return json.loads(marker.read_text()) if not p.exists() and marker.is_file() else None
+
 # %% ../../nbs/27_models.weights.ipynb #w084
 def read_weights(path) -> dict:
     "The state dict of a checkpoint file (read with weights_only=True: nothing in the file is executed); plain {name: tensor} dicts only."
@@ -467,5 +491,7 @@ def import_weights(file, format: str | None = None, out_dir=None) -> Path:
                           'network_reverses_channels': cfg.get('input_order') == 'bgr'},
                 'conversion': report}
     out = Path(out_dir) if out_dir is not None else repo_root() / 'models' / f'{fmt.name}_{p.stem}'
-    return save_checkpoint({'state_dict': model.state_dict(), 'cfg': cfg, 'epoch': None, 'val': None,
+    path = save_checkpoint({'state_dict': model.state_dict(), 'cfg': cfg, 'epoch': None, 'val': None,
                             'run_info': run_info(**cfg), 'imported': imported}, out / 'best.pt')
+    (out / ABSENT_MARKER).unlink(missing_ok=True)          # the file is there now: an earlier `mark_absent` no longer holds
+    return path
