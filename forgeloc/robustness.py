@@ -25,6 +25,7 @@ from .degrade import degradation, degrade_image, item_rng, shuffle_tiles
 from .evaluate import evaluate_model
 from .metrics import METRICS, gamma_report
 from .models.registry import get_recipe
+from .models.weights import input_normalization
 
 # %% auto #0
 __all__ = ['ROBUST_KEYS', 'condition_key', 'h264_still', 'rebuild_frames', 'label_columns', 'disorganized_frames',
@@ -203,14 +204,14 @@ def build_conditions(conditions, *, frames_dir, masks_dir, raw_dir, out_root, se
 
 # %% ../nbs/62_robustness.ipynb #r048
 def condition_dataset(cfg: dict, cond_dir, masks_dir) -> ForgeryDataset:
-    """The test set of one built condition for a model of checked config `cfg`, as its recipe reads it (size, labels,
-    normalization): frames from `cond_dir`, masks and labels from `masks_dir` or, when the condition moved them, `cond_dir`."""
+    """The test set of one built condition for a model of checked config `cfg`, as `forgeloc.evaluate.recipe_datasets`
+    reads the clean one (the recipe's size and labels, the config's normalization): frames from `cond_dir`, masks and labels from `masks_dir` or, when the condition moved them, `cond_dir`."""
     cond_dir = Path(cond_dir)
     summary = json.loads((cond_dir / 'summary.json').read_text())
     man = pd.read_csv(cond_dir / 'manifest.csv', keep_default_na=False)
-    r = get_recipe(cfg['model'])
+    r, (mean, std) = get_recipe(cfg['model']), input_normalization(cfg)
     return ForgeryDataset(cond_dir, cond_dir if summary['masks'] == 'own' else masks_dir, 'test', size=int(cfg['size']),
-                          manifest=man, labels=r.labels_for(cfg), mean=r.mean, std=r.std)
+                          manifest=man, labels=r.labels_for(cfg), mean=mean, std=std)
 
 # %% ../nbs/62_robustness.ipynb #r050
 ROBUST_KEYS = (*METRICS, 'n_images', 'n_manipulated')   # what each condition records per test domain
