@@ -223,13 +223,13 @@ def xception_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Ten
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k040
 DETECT_LOCATE_PAPER = dict(size=299, epochs=10, batch_size=32, optimizer='adam', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-5,
-                  schedule='none', augment=True, real_oversample=4, monitor='val_auc', train_set='deep',
+                  schedule='none', augment=True, real_oversample=1, monitor='val_auc', train_set='deep',
                   middle_blocks=8, width=1.0, noise_channels=1, attention='sigmoid', cls_padding=0, gammas=FUSION_WEIGHTS,
                   lambda_noise=0.1, lambda_semantic=1.0, noise_label='png')
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k040c
 XCEPTION_PAPER = dict(size=299, epochs=10, batch_size=32, optimizer='adam', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-5,
-                      schedule='none', augment=True, real_oversample=4, monitor='val_auc', train_set='deep', middle_blocks=8, hidden=1000)
+                      schedule='none', augment=True, real_oversample=1, monitor='val_auc', train_set='deep', middle_blocks=8, hidden=1000)
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k040b
 DETECT_LOCATE_CPU = {**DETECT_LOCATE_PAPER, 'size': 96, 'epochs': 4, 'batch_size': 16, 'lr': 1e-3, 'real_oversample': 1, 'train_set': 'both',
