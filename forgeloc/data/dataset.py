@@ -68,7 +68,7 @@ class ForgeryDataset(Dataset):
     "Frames of `split` listed in the build_masks manifest; items are dicts of image (3×S×S), mask (S×S), label, index and the extra `labels`."
     def __init__(self, frames_dir, masks_dir, split: str | None = None, size: int | None = None,
                  augment: bool = False, manifest: pd.DataFrame | None = None, labels=('binary',),
-                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), domain: str = 'both'):
+                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), domain: str = 'both', vflip: bool = False):
         check_choice('split', split, [None, 'train', 'val', 'test'])
         check_choice('domain', domain, DOMAINS)
         man = read_manifest(masks_dir) if manifest is None else manifest
@@ -107,7 +107,7 @@ class ForgeryDataset(Dataset):
             for k in self.kinds:
                 self.extra[k].append(_load_label(masks_dir / getattr(r, col[k]), k, size))
         self.labels = self.rows.label.to_numpy().astype(int)
-        self.augment = augment
+        self.augment, self.vflip = augment, vflip
         self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
 
@@ -115,7 +115,10 @@ class ForgeryDataset(Dataset):
 
     def __getitem__(self, i):
         flip = self.augment and torch.rand(()).item() < 0.5
-        f = (lambda a: np.ascontiguousarray(a[..., ::-1])) if flip else (lambda a: np.ascontiguousarray(a))
+        vflip = self.vflip and torch.rand(()).item() < 0.5               # drawn only when on: a seeded run's horizontal flips do not depend on it
+        def f(a):                                                         # the same flips for the image and every label
+            a = a[..., ::-1] if flip else a
+            return np.ascontiguousarray(a[..., ::-1, :] if vflip else a)
         img = f(self.images[i].transpose(2, 0, 1))
         x = (torch.from_numpy(img).float().div(255.0) - self.mean) / self.std
         item = {'image': x, 'mask': torch.from_numpy(f(self.masks[i])).float(), 'label': int(self.labels[i]), 'index': i}

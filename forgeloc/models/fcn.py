@@ -90,11 +90,11 @@ def fcn_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, 
 
 # %% ../../nbs/21_models.fcn.ipynb #c022f
 FCN_PAPER = dict(size=128, width=1.0, epochs=50, batch_size=32, optimizer='adam', lr=1e-3, weight_decay=1e-5,
-                 schedule='exponential', lr_decay=0.9, lambda_seg=0.5)
+                 schedule='exponential', lr_decay=0.9, lambda_seg=0.5, augment=False)
 
 # %% ../../nbs/21_models.fcn.ipynb #c022h
 register(Recipe('fcn', build=fcn, loss=fcn_loss, score_and_map=fcn_score_and_map, labels=('binary',),
                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                presets={'paper': FCN_PAPER, 'cpu': {**FCN_PAPER, 'width': 0.25, 'epochs': 12}},
+                presets={'paper': FCN_PAPER, 'cpu': {**FCN_PAPER, 'width': 0.25, 'epochs': 12, 'augment': True}},
                 paper='Tarasiou & Zafeiriou 2019, Sec. IV',
                 embed_layer='features', feature_layers=('features.0', 'features.4', 'features.8')))   # o (GAP'd: the classifier's input); shallow/middle/deep
