@@ -9,11 +9,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ForgelocError
-
+from .core import ForgelocError, check_choice
 
 # %% auto #0
-__all__ = ['centre_offset', 'rf_centre_labels', 'FCNJointLoss', 'dice_loss', 'image_bce', 'resize_to_mask']
+__all__ = ['FAKE_MASKS', 'FACE_CHANNEL', 'centre_offset', 'rf_centre_labels', 'FCNJointLoss', 'dice_loss', 'image_bce',
+           'resize_to_mask']
 
 # %% ../nbs/30_losses.ipynb #c005
 def centre_offset(rf: int) -> int:
@@ -30,21 +30,43 @@ def rf_centre_labels(mask: torch.Tensor, rf: int = 31, stride: int = 2, out_size
     o = centre_offset(rf)
     return mask[..., o:o + stride * (h - 1) + 1:stride, o:o + stride * (w - 1) + 1:stride]
 
+# %% ../nbs/30_losses.ipynb #c008a
+FAKE_MASKS = {'binary': 'mask', 'hull': 'hull'}   # target of the manipulated-pixel head → the batch key it is read from
+FACE_CHANNEL = 0                                  # `face_regions` channel of the whole face (data.labels.FACE_REGION_PARTS[0])
+
 # %% ../nbs/30_losses.ipynb #c009
 class FCNJointLoss(nn.Module):
-    "λ·CE(seg logits B×2×h×w, centre labels B×h×w) + (1−λ)·CE(cls logits B×2, labels B); `batch` holds `mask` and `label`. Returns dict(loss, seg, cls)."
-    def __init__(self, lambda_seg: float = 0.5, rf: int = 31, stride: int = 2):
+    """λseg·Lseg + λface·Lface + (1 − λseg − λface)·Lcls, each a cross-entropy of two-class logits: `seg` B×2×h×w against the
+    centre labels of the manipulated-pixel target (`fake_mask`: the mask, or the convex hull `hull`), `face` B×2×h×w against those
+    of the face region (`face_regions` channel 0; only with `lambda_face` > 0), `cls` B×2 against `label`. Returns dict(loss, seg, cls[, face])."""
+    def __init__(self, lambda_seg: float = 0.5, rf: int = 31, stride: int = 2, lambda_face: float = 0.0, fake_mask: str = 'binary'):
         super().__init__()
-        if not 0.0 <= float(lambda_seg) <= 1.0:
-            raise ForgelocError(f"parameter `lambda_seg` must lie in [0, 1], got {lambda_seg!r}")
-        self.lambda_seg, self.rf, self.stride = float(lambda_seg), rf, stride
+        for k, v in (('lambda_seg', lambda_seg), ('lambda_face', lambda_face)):
+            if not 0.0 <= float(v) <= 1.0:
+                raise ForgelocError(f"parameter `{k}` must lie in [0, 1], got {v!r}")
+        if float(lambda_seg) + float(lambda_face) > 1.0:
+            raise ForgelocError(f"`lambda_seg` + `lambda_face` must be at most 1 (the rest weighs Lcls), got {lambda_seg!r} + {lambda_face!r}")
+        self.lambda_seg, self.lambda_face, self.rf, self.stride = float(lambda_seg), float(lambda_face), rf, stride
+        self.fake_mask = check_choice('fake_mask', fake_mask, FAKE_MASKS)
+
+    def _ce(self, logits, region):
+        return F.cross_entropy(logits, (rf_centre_labels(region, self.rf, self.stride, out_size=logits.shape[-2:]) > 0.5).long())
 
     def forward(self, out: dict, batch: dict) -> dict:
-        seg, mask, label = out['seg'], batch['mask'], batch['label']
-        target = rf_centre_labels(mask, self.rf, self.stride, out_size=seg.shape[-2:])
-        l_seg = F.cross_entropy(seg, (target > 0.5).long())
-        l_cls = F.cross_entropy(out['cls'], label.long())
-        return {'loss': self.lambda_seg * l_seg + (1 - self.lambda_seg) * l_cls, 'seg': l_seg, 'cls': l_cls}
+        key = FAKE_MASKS[self.fake_mask]
+        if key not in batch:
+            raise ForgelocError(f"fake_mask: {self.fake_mask} needs the {key!r} label: add it to `build_masks.labels`")
+        l_seg = self._ce(out['seg'], batch[key])
+        l_cls = F.cross_entropy(out['cls'], batch['label'].long())
+        res = {'loss': self.lambda_seg * l_seg + (1 - self.lambda_seg - self.lambda_face) * l_cls, 'seg': l_seg, 'cls': l_cls}
+        if ('face' in out) != (self.lambda_face > 0):
+            raise ForgelocError('a face-region head (`face_head: true`) and `lambda_face` > 0 go together: set both or neither')
+        if self.lambda_face > 0:
+            if 'face_regions' not in batch:
+                raise ForgelocError("lambda_face > 0 needs the 'face_regions' label: add face_regions to `build_masks.labels`")
+            res['face'] = self._ce(out['face'], batch['face_regions'][:, FACE_CHANNEL])
+            res['loss'] = res['loss'] + self.lambda_face * res['face']
+        return res
 
 # %% ../nbs/30_losses.ipynb #d002
 def dice_loss(prob: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:

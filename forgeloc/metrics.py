@@ -263,6 +263,7 @@ METRICS = {   # name in reports and tables → (short column label, its conventi
     'combined_f1': ('combined F1 (Zhang)', 'harmonic mean of pixel F1 (Zhang) and image F1 (MVSS) (Zhang et al.)'),
     'combined_f1_mvss': ('Com-F1 (MVSS)', 'harmonic mean of pixel F1 (MVSS) and image F1 (MVSS) (MVSS-Net)'),
     'iou': ('IoU', 'per-image IoU at t (Kong et al. eq. 7), mean over manipulated images'),
+    'iou_all': ('IoU (all)', 'per-image IoU at t (Kong et al. eq. 7), mean over all images, an empty prediction on an empty mask = 1'),
     'image_auc': ('AUC', 'image-level ROC AUC of the scores'),
     'image_ap': ('AP', 'average precision of the scores, manipulated = positive'),
     'image_eer': ('EER', 'equal error rate on the ROC curve'),
@@ -306,7 +307,7 @@ def localization_report(labels, scores, masks=None, probs=None, threshold: float
     r['image_f1'] = put('image_f1', image_f1, labels, scores, threshold)
     r['image_f1_best'], r['image_f1_best_threshold'] = put('image_f1_best', image_f1_best, labels, scores)
     if pixel is None:
-        for k in ('pixel_f1_all', 'pixel_f1_fakes', 'pixel_f1_all_best', 'pixel_f1_all_best_threshold', 'iou'):
+        for k in ('pixel_f1_all', 'pixel_f1_fakes', 'pixel_f1_all_best', 'pixel_f1_all_best_threshold', 'iou', 'iou_all'):
             r[k] = float('nan'); undefined[k] = 'the model predicts no map (image-level only)'
     else:
         ti = int(np.flatnonzero(np.isclose(pixel['thresholds'], threshold))[0]) if np.isclose(pixel['thresholds'], threshold).any() else None
@@ -318,6 +319,7 @@ def localization_report(labels, scores, masks=None, probs=None, threshold: float
         r['pixel_f1_all_best'], r['pixel_f1_all_best_threshold'] = put(
             'pixel_f1_all_best', best_of, {**pixel, 'f1': pixel['f1'][grid], 'thresholds': pixel['thresholds'][grid]}, 'all')
         r['iou'] = put('iou', _average, pixel['iou'][ti], pixel['fake'], 'fakes', 'IoU')
+        r['iou_all'] = put('iou_all', _average, pixel['iou'][ti], pixel['fake'], 'all', 'IoU')
     r['combined_f1'] = put('combined_f1', combined_f1, r['pixel_f1_all'], r['image_f1_mvss'])
     r['combined_f1_mvss'] = put('combined_f1_mvss', combined_f1, r['pixel_f1_fakes'], r['image_f1_mvss'])
     vids = np.arange(len(labels)) if videos is None else videos

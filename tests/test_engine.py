@@ -149,6 +149,20 @@ def test_detect_locate_without_noise_labels_names_build_masks_labels_and_noise(d
     run_training({**spec_for(data, tmp_path / 's', 'xception_seg'), 'masks_dir': str(masks)})   # step 1 needs no noise label
 
 
+def test_detect_locate_trains_on_the_authors_8bit_noise_label(data, tmp_path):
+    "noise_label png (the paper preset's): the dataset makes noise_png from the stored noise residual; the run trains on it."
+    from forgeloc.data.labels import noise_png_label, read_label
+    spec = spec_for(data, tmp_path / 'png', 'detect_locate', noise_label='png')
+    ds = recipe_datasets(spec['cfg'], data / 'frames', data / 'masks', splits=('train',))['train']
+    assert ds.kinds == ['noise_png'] and ds[0]['noise_png'].shape == (1, 64, 64)
+    man = ds.rows
+    raw = read_label(data / 'masks' / man.noise.iloc[0], 'noise')
+    full = recipe_datasets({**spec['cfg'], 'size': raw.shape[0]}, data / 'frames', data / 'masks', splits=('train',))['train']
+    assert np.array_equal(full.extra['noise_png'][0][0], noise_png_label(raw))          # at the stored size: exactly the 8-bit form
+    hist = run_training(spec)
+    assert len(hist) == 1 and np.isfinite(hist[0]['train_loss'])
+
+
 def test_corrupt_checkpoint_and_bad_init_file(data, tmp_path):
     bad = tmp_path / 'best.pt'
     bad.write_bytes(b'not a checkpoint')

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 import warnings
 
 from ..core import ForgelocError, check_choice
-from .labels import read_label
+from .labels import DERIVED_LABELS, read_label
 
 # %% auto #0
 __all__ = ['DOMAINS', 'DEEP_DATASETS', 'read_manifest', 'domain_of', 'ForgeryDataset']
@@ -37,15 +37,18 @@ def _resize(a: np.ndarray, size: int, nearest: bool) -> np.ndarray:
     return cv2.resize(a, (size, size), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 def _load_label(path: Path, kind: str, size: int | None) -> np.ndarray:
-    "One extra label as float32: S×S, or C×S×S for face_regions and noise."
-    a = read_label(path, kind)
+    "One extra label as float32: S×S, or C×S×S for face_regions and noise (a kind of `DERIVED_LABELS` is made from its stored label first)."
+    stored, make = DERIVED_LABELS.get(kind, (kind, None))
+    a = read_label(path, stored)
+    if make is not None:
+        a = make(a)
     if kind == 'face_regions':                        # P×H×W {0,1}
         a = np.stack([_resize(p, size, True) if size else p for p in a]).astype(np.float32)
         return a
     a = a.astype(np.float32)
     if size:
         a = _resize(a, size, nearest=kind == 'hull')
-    if kind == 'noise':
+    if stored == 'noise':
         a = a[..., None] if a.ndim == 2 else a
         return np.ascontiguousarray(a.transpose(2, 0, 1))
     return a
@@ -65,7 +68,7 @@ class ForgeryDataset(Dataset):
     "Frames of `split` listed in the build_masks manifest; items are dicts of image (3×S×S), mask (S×S), label, index and the extra `labels`."
     def __init__(self, frames_dir, masks_dir, split: str | None = None, size: int | None = None,
                  augment: bool = False, manifest: pd.DataFrame | None = None, labels=('binary',),
-                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), domain: str = 'both'):
+                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), domain: str = 'both', vflip: bool = False):
         check_choice('split', split, [None, 'train', 'val', 'test'])
         check_choice('domain', domain, DOMAINS)
         man = read_manifest(masks_dir) if manifest is None else manifest
@@ -73,14 +76,16 @@ class ForgeryDataset(Dataset):
         if domain != 'both':
             man = man[domain_of(man) == domain]
         self.kinds = [k for k in dict.fromkeys(labels) if k != 'binary']
-        for k in self.kinds:
-            if k not in man.columns:
-                raise ForgelocError(f"this model needs the {k!r} label, which build_masks did not build ({where} has no "
-                                    f"{k!r} column): add {k} to `build_masks.labels` in params.yaml and run the build_masks stage")
+        col = {k: DERIVED_LABELS.get(k, (k,))[0] for k in self.kinds}          # the manifest column each kind is read from
+        for k, c in col.items():
+            if c not in man.columns:
+                made = '' if c == k else f' (made from the {c!r} label)'
+                raise ForgelocError(f"this model needs the {k!r} label{made}, which build_masks did not build ({where} has no "
+                                    f"{c!r} column): add {c} to `build_masks.labels` in params.yaml and run the build_masks stage")
         rows = (man if split is None else man[man.split == split]).reset_index(drop=True)
         missing = np.zeros(len(rows), bool)
         for k in self.kinds:
-            missing |= rows[k].astype(str).isin(['', 'nan'])
+            missing |= rows[col[k]].astype(str).isin(['', 'nan'])
         self.skipped = rows[missing].reset_index(drop=True)
         if missing.any():
             warnings.warn(f"{int(missing.sum())} of {len(rows)} frames of split {split!r} have no {'/'.join(self.kinds)} "
@@ -100,9 +105,9 @@ class ForgeryDataset(Dataset):
                 img, msk = _resize(img, size, False), _resize(msk, size, True)
             self.images.append(img); self.masks.append((msk > 127).astype(np.uint8))
             for k in self.kinds:
-                self.extra[k].append(_load_label(masks_dir / getattr(r, k), k, size))
+                self.extra[k].append(_load_label(masks_dir / getattr(r, col[k]), k, size))
         self.labels = self.rows.label.to_numpy().astype(int)
-        self.augment = augment
+        self.augment, self.vflip = augment, vflip
         self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
 
@@ -110,7 +115,10 @@ class ForgeryDataset(Dataset):
 
     def __getitem__(self, i):
         flip = self.augment and torch.rand(()).item() < 0.5
-        f = (lambda a: np.ascontiguousarray(a[..., ::-1])) if flip else (lambda a: np.ascontiguousarray(a))
+        vflip = self.vflip and torch.rand(()).item() < 0.5               # drawn only when on: a seeded run's horizontal flips do not depend on it
+        def f(a):                                                         # the same flips for the image and every label
+            a = a[..., ::-1] if flip else a
+            return np.ascontiguousarray(a[..., ::-1, :] if vflip else a)
         img = f(self.images[i].transpose(2, 0, 1))
         x = (torch.from_numpy(img).float().div(255.0) - self.mean) / self.std
         item = {'image': x, 'mask': torch.from_numpy(f(self.masks[i])).float(), 'label': int(self.labels[i]), 'index': i}

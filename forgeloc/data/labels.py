@@ -16,10 +16,10 @@ from scipy.ndimage import uniform_filter
 from ..core import ForgelocError, check_choice, check_positive
 
 # %% auto #0
-__all__ = ['FACE_PARTS', 'FACE_REGION_PARTS', 'NOISE_SIGMA', 'LABEL_SUFFIX', 'MASK_KINDS', 'zeros_mask', 'ones_mask',
-           'check_landmarks', 'hull_mask', 'face_part_masks', 'fakeness_map', 'binarize_fakeness',
+__all__ = ['FACE_PARTS', 'FACE_REGION_PARTS', 'NOISE_SIGMA', 'LABEL_SUFFIX', 'DERIVED_LABELS', 'MASK_KINDS', 'zeros_mask',
+           'ones_mask', 'check_landmarks', 'hull_mask', 'face_part_masks', 'fakeness_map', 'binarize_fakeness',
            'local_signal_variance', 'wavelet_denoise', 'noise_residual', 'noise_sigma_for', 'noise_sigma_of',
-           'landmarks_to_crop', 'write_label', 'read_label', 'check_mask_kind']
+           'landmarks_to_crop', 'write_label', 'read_label', 'noise_png_label', 'check_mask_kind']
 
 # %% ../../nbs/15_data.labels.ipynb #c007
 def _hw(shape) -> tuple[int, int]:
@@ -208,6 +208,23 @@ def read_label(path, kind: str) -> np.ndarray:
     if kind == 'fakeness':
         return img.astype(np.float32) / 255
     return (img > 127).astype(np.uint8)
+
+# %% ../../nbs/15_data.labels.ipynb #c051b
+def noise_png_label(noise) -> np.ndarray:
+    "Kong et al.'s noise label as an 8-bit gray PNG holds it: BT.601 gray of the residual `noise` (H×W×3 or H×W, 0–255 units), rounded and saturated to 0…255 → H×W float32."
+    n = np.asarray(noise, np.float32)
+    if n.ndim == 3 and n.shape[2] == 3:
+        n = cv2.cvtColor(n, cv2.COLOR_RGB2GRAY)
+    elif n.ndim == 3 and n.shape[2] == 1:
+        n = n[..., 0]
+    elif n.ndim != 2:
+        raise ForgelocError(f"expected a noise residual H×W×3 or H×W, got shape {n.shape}")
+    return np.clip(np.round(n), 0, 255).astype(np.float32)
+
+# %% ../../nbs/15_data.labels.ipynb #c051e
+DERIVED_LABELS = {   # label kind → (the stored label kind and manifest column it is made from, how)
+    'noise_png': ('noise', noise_png_label),
+}
 
 # %% ../../nbs/15_data.labels.ipynb #c053
 MASK_KINDS = {

@@ -17,11 +17,11 @@ from .layers import count_params
 from .registry import Recipe, register
 
 # %% auto #0
-__all__ = ['EXIT_FLOW', 'ATTENTIONS', 'FUSION_WEIGHTS', 'GRAY', 'DETECT_LOCATE_PAPER', 'XCEPTION_PAPER', 'DETECT_LOCATE_CPU',
-           'XCEPTION_CPU', 'xception_trunk', 'xception_taps', 'detect_locate_sizes', 'MapModule', 'DetectLocate',
-           'fuse_maps', 'semantic_targets', 'noise_targets', 'DetectLocateLoss', 'XceptionClassifier', 'ImageBCELoss',
-           'detect_locate_score_and_map', 'xception_score_and_map', 'detect_locate', 'xception_seg',
-           'xception_seg_loss']
+__all__ = ['EXIT_FLOW', 'ATTENTIONS', 'FUSION_WEIGHTS', 'GRAY', 'NOISE_LABELS', 'DETECT_LOCATE_PAPER', 'XCEPTION_PAPER',
+           'DETECT_LOCATE_CPU', 'XCEPTION_CPU', 'xception_trunk', 'xception_taps', 'detect_locate_sizes', 'MapModule',
+           'DetectLocate', 'fuse_maps', 'semantic_targets', 'noise_targets', 'DetectLocateLoss', 'XceptionClassifier',
+           'ImageBCELoss', 'detect_locate_score_and_map', 'xception_score_and_map', 'detect_locate', 'xception_seg',
+           'xception_seg_loss', 'detect_locate_labels']
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k006
 EXIT_FLOW = ('block12', 'conv3', 'bn3', 'act3', 'conv4', 'bn4', 'act4', 'global_pool', 'fc')
@@ -148,21 +148,30 @@ def semantic_targets(mask: torch.Tensor, size) -> torch.Tensor:
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k024c
 def noise_targets(noise: torch.Tensor, size, channels: int = 1) -> torch.Tensor:
-    "Noise residual B×3×H×W (0–255 units) as B×`channels`×h×w in [0, 1]-image units: gray (`channels` 1) or RGB (3), area-averaged to `size`."
+    """Noise label B×3×H×W or B×1×H×W (0–255 units) as B×`channels`×h×w in [0, 1]-image units, area-averaged to `size`:
+    a 3-channel residual as its gray value (`channels` 1) or as RGB (3); a 1-channel label (`noise_png`) as it is."""
     n = noise.float() / 255
-    if channels == 1:
+    if n.shape[1] == 1 and channels == 3:
+        raise ForgelocError('a one-channel noise label (noise_label: png) cannot supervise noise_channels: 3')
+    if channels == 1 and n.shape[1] == 3:
         n = (n * n.new_tensor(GRAY)[:, None, None]).sum(1, keepdim=True)
     return F.adaptive_avg_pool2d(n, tuple(size))
+
+# %% ../../nbs/26_models.detect_locate.ipynb #k024d
+NOISE_LABELS = {'signed': 'noise', 'png': 'noise_png'}     # `noise_label` → the dataset's label kind the loss reads
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k027
 class DetectLocateLoss(nn.Module):
     "L = Lc + λ1·Ln + λ2·Lb (eq. 1). `forward(out, batch)` → dict(loss, cls, semantic, and noise with a noise module)."
-    def __init__(self, lambda_noise: float = 0.1, lambda_semantic: float = 1.0, noise_channels: int = 1):
+    def __init__(self, lambda_noise: float = 0.1, lambda_semantic: float = 1.0, noise_channels: int = 1, noise_label: str = 'signed'):
         super().__init__()
         for k, v in (('lambda_noise', lambda_noise), ('lambda_semantic', lambda_semantic)):
             if not float(v) >= 0:
                 raise ForgelocError(f'parameter `{k}` must be >= 0, got {v!r}')
         self.lambda_noise, self.lambda_semantic, self.noise_channels = float(lambda_noise), float(lambda_semantic), noise_channels
+        self.noise_key = NOISE_LABELS[check_choice('noise_label', noise_label, NOISE_LABELS)]
+        if noise_label == 'png' and noise_channels != 1:
+            raise ForgelocError('noise_label: png is a gray label (one channel): it needs noise_channels: 1')
 
     def forward(self, out: dict, batch: dict) -> dict:
         lc = image_bce(out, batch)
@@ -171,10 +180,10 @@ class DetectLocateLoss(nn.Module):
         res = {'cls': lc, 'semantic': lb}
         loss = lc + self.lambda_semantic * lb
         if 'noise1' in out:
-            if 'noise' not in batch:
+            if self.noise_key not in batch:
                 raise ForgelocError('this model predicts noise maps and needs the noise label: add noise to `build_masks.labels` '
                                     'in params.yaml (e.g. `build_masks.labels: binary,fakeness,noise`) and run the build_masks stage')
-            ln = sum((out[f'noise{j}'].float() - noise_targets(batch['noise'], out[f'noise{j}'].shape[-2:], self.noise_channels)).abs().mean()
+            ln = sum((out[f'noise{j}'].float() - noise_targets(batch[self.noise_key], out[f'noise{j}'].shape[-2:], self.noise_channels)).abs().mean()
                      for j in (1, 2, 3))
             res['noise'] = ln
             loss = loss + self.lambda_noise * ln
@@ -214,17 +223,17 @@ def xception_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Ten
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k040
 DETECT_LOCATE_PAPER = dict(size=299, epochs=10, batch_size=32, optimizer='adam', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-5,
-                  schedule='none', augment=True, real_oversample=4, monitor='val_auc', train_set='deep',
+                  schedule='none', augment=True, real_oversample=1, monitor='val_auc', train_set='deep',
                   middle_blocks=8, width=1.0, noise_channels=1, attention='sigmoid', cls_padding=0, gammas=FUSION_WEIGHTS,
-                  lambda_noise=0.1, lambda_semantic=1.0)
+                  lambda_noise=0.1, lambda_semantic=1.0, noise_label='png')
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k040c
 XCEPTION_PAPER = dict(size=299, epochs=10, batch_size=32, optimizer='adam', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-5,
-                      schedule='none', augment=True, real_oversample=4, monitor='val_auc', train_set='deep', middle_blocks=8, hidden=1000)
+                      schedule='none', augment=True, real_oversample=1, monitor='val_auc', train_set='deep', middle_blocks=8, hidden=1000)
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k040b
 DETECT_LOCATE_CPU = {**DETECT_LOCATE_PAPER, 'size': 96, 'epochs': 4, 'batch_size': 16, 'lr': 1e-3, 'real_oversample': 1, 'train_set': 'both',
-            'middle_blocks': 2, 'width': 0.25, 'cls_padding': 1}
+            'middle_blocks': 2, 'width': 0.25, 'cls_padding': 1, 'noise_label': 'signed'}
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k040d
 XCEPTION_CPU = {**XCEPTION_PAPER, 'size': 96, 'epochs': 4, 'batch_size': 16, 'lr': 1e-3, 'real_oversample': 1, 'train_set': 'both',
@@ -250,14 +259,20 @@ def xception_seg_loss(lambda_semantic: float = 1.0) -> DetectLocateLoss:
 # %% ../../nbs/26_models.detect_locate.ipynb #k042d
 _HALF = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k042d2
+def detect_locate_labels(cfg: dict) -> tuple:
+    "The noise label kind the dataset loads for `cfg`: `noise` (noise_label signed) or `noise_png` (png)."
+    return (NOISE_LABELS[check_choice('noise_label', cfg.get('noise_label', 'signed'), NOISE_LABELS)],)
+
 # %% ../../nbs/26_models.detect_locate.ipynb #k042e
-register(Recipe('detect_locate', build=detect_locate, loss=DetectLocateLoss, score_and_map=detect_locate_score_and_map, labels=('binary', 'noise'), **_HALF,
+register(Recipe('detect_locate', build=detect_locate, loss=DetectLocateLoss, score_and_map=detect_locate_score_and_map, labels=('binary',), **_HALF,
+                label_fn=detect_locate_labels,
                 presets={'paper': DETECT_LOCATE_PAPER, 'cpu': DETECT_LOCATE_CPU}, backbones=('backbone', 'semantic'),
                 paper='Kong et al. 2022 (Detect and Locate), Sec. III, Fig. 2, Table VI', embed_layer='fc.0',
                 feature_layers=('backbone.act2', 'backbone.block2', 'semantic.level3_in', 'noise.level3_in', 'fusion')), aliases=('kong',))
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k042f
-_SEG = {k: v for k, v in DETECT_LOCATE_PAPER.items() if k not in ('noise_channels', 'lambda_noise')}
+_SEG = {k: v for k, v in DETECT_LOCATE_PAPER.items() if k not in ('noise_channels', 'lambda_noise', 'noise_label')}
 register(Recipe('xception_seg', build=xception_seg, loss=xception_seg_loss, score_and_map=detect_locate_score_and_map, labels=('binary',), **_HALF,
                 presets={'paper': _SEG, 'cpu': {k: v for k, v in DETECT_LOCATE_CPU.items() if k in _SEG}}, backbones=('backbone', 'semantic'),
                 paper='Kong et al. 2022, Xception(seg): step 1 of the two-step training (Sec. III-D, Table VII)', embed_layer='fc.0',

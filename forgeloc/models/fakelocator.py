@@ -181,13 +181,13 @@ def fakelocator_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.
 
 # %% ../../nbs/25_models.fakelocator.ipynb #c042
 FAKELOCATOR_PAPER = dict(size=224, epochs=10, batch_size=8, optimizer='adam', lr=1e-4, betas=(0.99, 0.999), weight_decay=1e-7,
-                         schedule='none', monitor='val_loss', backbone='resnet101', width=1.0, output_stride=8,
+                         schedule='none', augment=False, monitor='val_loss', backbone='resnet101', width=1.0, output_stride=8,
                          head_channels=256, rates=(12, 24, 36), map_prior=None, loss='l1', w_cls=1.0, attention='none')
 
 # %% ../../nbs/25_models.fakelocator.ipynb #c042b
 FAKELOCATOR_CPU = {**FAKELOCATOR_PAPER, 'size': 128, 'epochs': 12, 'batch_size': 16, 'lr': 1e-3, 'betas': (0.9, 0.999),
                    'backbone': 'resnet10', 'width': 0.25, 'output_stride': 8, 'head_channels': 64, 'rates': (3, 6, 9),
-                   'map_prior': 0.01}
+                   'map_prior': 0.01, 'augment': True}
 
 # %% ../../nbs/25_models.fakelocator.ipynb #c045
 def fakelocator_labels(cfg: dict) -> tuple:

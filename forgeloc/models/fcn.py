@@ -14,7 +14,8 @@ from ..losses import FCNJointLoss, centre_offset
 from .registry import Recipe, register
 
 # %% auto #0
-__all__ = ['FCN_PAPER', 'conv_relu_bn', 'FCN', 'fcn', 'receptive_field', 'full_resolution_map', 'fcn_loss', 'fcn_score_and_map']
+__all__ = ['FCN_PAPER', 'conv_relu_bn', 'FCN', 'fcn', 'receptive_field', 'full_resolution_map', 'fcn_loss', 'fcn_score_and_map',
+           'fcn_labels']
 
 # %% ../../nbs/21_models.fcn.ipynb #c005
 def conv_relu_bn(c_in: int, c_out: int) -> nn.Sequential:
@@ -23,10 +24,10 @@ def conv_relu_bn(c_in: int, c_out: int) -> nn.Sequential:
 
 # %% ../../nbs/21_models.fcn.ipynb #c006
 class FCN(nn.Module):
-    "Tarasiou & Zafeiriou's FCN. `forward(x: B×3×H×W)` → dict(seg=B×2×h×w logits, cls=B×2 logits, features=B×C×h×w)."
+    "Tarasiou & Zafeiriou's FCN. `forward(x: B×3×H×W)` → dict(seg=B×2×h×w logits, cls=B×2 logits, features=B×C×h×w[, face=B×2×h×w with `face_head`])."
     channels = (32, 32, 64, 64, 128, 128, 256, 256)
 
-    def __init__(self, width: float = 1.0, in_channels: int = 3, n_classes: int = 2):
+    def __init__(self, width: float = 1.0, in_channels: int = 3, n_classes: int = 2, face_head: bool = False):
         super().__init__()
         if not width > 0:
             raise ForgelocError(f"parameter `width` must be positive, got {width!r}")
@@ -37,18 +38,23 @@ class FCN(nn.Module):
             *[conv_relu_bn(a, b) for a, b in zip(c[1:-1], c[2:])])
         self.seg_head = nn.Conv2d(c[-1], n_classes, 1)   # layer 10
         self.cls_head = nn.Conv2d(c[-1], n_classes, 1)   # layer 12, after GAP (layer 11)
+        if face_head:                                    # a second segmentation head: the face region (2020 paper, k = 2)
+            self.face_head = nn.Conv2d(c[-1], n_classes, 1)
         self.width = width
 
     def forward(self, x: torch.Tensor) -> dict:
         o = self.features(x)
         seg = self.seg_head(o)
         cls = self.cls_head(F.adaptive_avg_pool2d(o, 1)).flatten(1)
-        return {'seg': seg, 'cls': cls, 'features': o}
+        out = {'seg': seg, 'cls': cls, 'features': o}
+        if hasattr(self, 'face_head'):
+            out['face'] = self.face_head(o)
+        return out
 
 # %% ../../nbs/21_models.fcn.ipynb #c006b
-def fcn(width: float = 1.0, in_channels: int = 3, n_classes: int = 2) -> FCN:
-    "The FCN at channel multiplier `width`."
-    return FCN(width=width, in_channels=in_channels, n_classes=n_classes)
+def fcn(width: float = 1.0, in_channels: int = 3, n_classes: int = 2, face_head: bool = False) -> FCN:
+    "The FCN at channel multiplier `width`; `face_head` adds the face-region segmentation head of the 2020 paper."
+    return FCN(width=width, in_channels=in_channels, n_classes=n_classes, face_head=face_head)
 
 # %% ../../nbs/21_models.fcn.ipynb #c012
 def receptive_field(model: nn.Module) -> tuple[int, int]:
@@ -77,10 +83,10 @@ def full_resolution_map(maps: torch.Tensor, rf: int, stride: int, size) -> torch
     return t[:, 0]
 
 # %% ../../nbs/21_models.fcn.ipynb #c022
-def fcn_loss(model: nn.Module, lambda_seg: float = 0.5) -> FCNJointLoss:
-    "The joint loss at the receptive-field centres of `model`."
+def fcn_loss(model: nn.Module, lambda_seg: float = 0.5, lambda_face: float = 0.0, fake_mask: str = 'binary') -> FCNJointLoss:
+    "The joint loss at the receptive-field centres of `model` (k = 2 objectives with `lambda_face` > 0, the 2020 paper)."
     rf, stride = receptive_field(model)
-    return FCNJointLoss(lambda_seg, rf, stride)
+    return FCNJointLoss(lambda_seg, rf, stride, lambda_face, fake_mask)
 
 # %% ../../nbs/21_models.fcn.ipynb #c022c
 def fcn_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,13 +94,18 @@ def fcn_score_and_map(model: nn.Module, out: dict, size) -> tuple[torch.Tensor, 
     rf, stride = receptive_field(model)
     return out['cls'].float().softmax(1)[:, 1], full_resolution_map(out['seg'].float().softmax(1)[:, 1], rf, stride, size)
 
+# %% ../../nbs/21_models.fcn.ipynb #c022d2
+def fcn_labels(cfg: dict) -> tuple:
+    "The extra label kinds the FCN's loss reads for `cfg`: `hull` (fake_mask hull), `face_regions` (lambda_face > 0)."
+    return (('hull',) if cfg.get('fake_mask', 'binary') == 'hull' else ()) + (('face_regions',) if float(cfg.get('lambda_face', 0)) > 0 else ())
+
 # %% ../../nbs/21_models.fcn.ipynb #c022f
 FCN_PAPER = dict(size=128, width=1.0, epochs=50, batch_size=32, optimizer='adam', lr=1e-3, weight_decay=1e-5,
-                 schedule='exponential', lr_decay=0.9, lambda_seg=0.5)
+                 schedule='exponential', lr_decay=0.9, lambda_seg=0.5, augment=False)
 
 # %% ../../nbs/21_models.fcn.ipynb #c022h
-register(Recipe('fcn', build=fcn, loss=fcn_loss, score_and_map=fcn_score_and_map, labels=('binary',),
+register(Recipe('fcn', build=fcn, loss=fcn_loss, score_and_map=fcn_score_and_map, labels=('binary',), label_fn=fcn_labels,
                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                presets={'paper': FCN_PAPER, 'cpu': {**FCN_PAPER, 'width': 0.25, 'epochs': 12}},
+                presets={'paper': FCN_PAPER, 'cpu': {**FCN_PAPER, 'width': 0.25, 'epochs': 12, 'augment': True}},
                 paper='Tarasiou & Zafeiriou 2019, Sec. IV',
                 embed_layer='features', feature_layers=('features.0', 'features.4', 'features.8')))   # o (GAP'd: the classifier's input); shallow/middle/deep
