@@ -29,6 +29,7 @@ def recipe_datasets(cfg: dict, frames_dir, masks_dir, splits=('train', 'val')) -
     "ForgeryDatasets of `splits` as `cfg['model']`'s recipe needs them (size, normalization — the config's own if it has one —, labels), of the `train_set` domain (shallow/deep/both); train is augmented."
     r, (mean, std) = get_recipe(cfg['model']), input_normalization(cfg)
     return {s: ForgeryDataset(frames_dir, masks_dir, s, size=int(cfg['size']), augment=bool(cfg['augment']) and s == 'train',
+                              vflip=bool(cfg.get('vflip', False)) and s == 'train',
                               labels=r.labels_for(cfg), mean=mean, std=std, domain=cfg.get('train_set', 'both')) for s in splits}
 
 # %% ../nbs/60_evaluate.ipynb #p003

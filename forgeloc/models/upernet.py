@@ -120,7 +120,8 @@ CPU_ARCH = dict(backbone='resnet10', width=0.25, fpn_channels=64, ppm_channels=6
 
 # %% ../../nbs/23_models.upernet.ipynb #c025d
 PAPER_TRAIN = dict(size=512, epochs=50, batch_size=32, optimizer='adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0,
-                   schedule='plateau', plateau_factor=0.1, plateau_patience=5, monitor='val_loss')
+                   schedule='plateau', plateau_factor=0.1, plateau_patience=5, monitor='val_loss',
+                   vflip=True)   # their training flips vertically too (A.VerticalFlip, datasets/dataset.py)
 
 # %% ../../nbs/23_models.upernet.ipynb #c025e
 CPU_TRAIN = dict(size=128, epochs=12, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0,
