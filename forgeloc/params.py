@@ -138,7 +138,7 @@ SCHEMA = {
     'train': {'models': whole_file('model name → {preset, values}: a registered model, its preset, the engine\'s ranges'),
               'models_after': whole_file('the same, each with `init_from`: models/<one of train.models>/best.pt or a file'),
               'extra_seeds': whole_file('comma-separated whole numbers, none equal to base.seed, or none'),
-              'device': device, 'nproc': positive(), 'compile': flag, 'resume': flag, 'init': file_or_empty,
+              'device': device, 'nproc': positive(), 'compile': flag, 'resume': flag,
               'num_workers': at_least(0)},
     'evaluate': {'threshold': within(0, 1), 'resolution': one_of(RESOLUTIONS), **_COUNTS('batch_size', 'n_examples'),
                  'device': device},
@@ -217,6 +217,9 @@ def model_problems(params: dict) -> list[str]:
             values = dict(item or {})
             try:
                 check_train_config(resolve_config(name, values.pop('preset', 'cpu'), values))
+                if values.get('init') and not resolve(values['init']).is_file():
+                    raise ForgelocError(f"`{key}.init` must be '' or an existing local weights file (nothing is downloaded), "
+                                        f"got {values['init']!r}")
                 src = values.get('init_from') or ''
                 if group == 'models_after' and not src:
                     raise ForgelocError(f'`{key}.init_from` is missing: a model of train.models_after starts from a checkpoint')

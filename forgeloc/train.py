@@ -17,8 +17,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 from tqdm.auto import tqdm
 
-from .checkpoints import init_backbones, init_from_checkpoint, read_checkpoint, save_checkpoint
-from .core import ForgelocError, check_choice, check_positive, run_info, seed_everything
+from .checkpoints import init_from_checkpoint, init_pretrained, init_summary, read_checkpoint, save_checkpoint
+from .core import ForgelocError, check_choice, check_positive, resolve, run_info, seed_everything
 from .evaluate import bf16_autocast, predict, to_device
 from .metrics import image_auc, pixel_f1
 from .models.registry import build_model, call_with, get_recipe
@@ -50,6 +50,10 @@ def check_train_config(cfg: dict) -> dict:
     b = cfg.get('betas')
     if not (isinstance(b, (list, tuple)) and len(b) == 2 and all(0 <= float(v) < 1 for v in b)):
         raise ForgelocError(f"parameter `train.betas` must be two numbers in [0, 1), got {b!r}")
+    if not isinstance(cfg.get('init_partial', False), bool):
+        raise ForgelocError(f"parameter `train.init_partial` must be true or false, got {cfg['init_partial']!r}")
+    if not isinstance(cfg.get('init', '') or '', str):
+        raise ForgelocError(f"parameter `train.init` must be '' or the path of a local weights file, got {cfg['init']!r}")
     return cfg
 
 # %% ../nbs/50_train.ipynb #c008
@@ -173,14 +177,14 @@ def _report_init(rep: dict) -> str:
 
 # %% ../nbs/50_train.ipynb #c026bs1
 def build_training(cfg: dict, device, init: str | None = None, verbose: bool = True) -> dict:
-    "dict(model, criterion, optimizer, scheduler, init_report, channels_last) of a checked config, on `device`."
+    "dict(model, criterion, optimizer, scheduler, init_report (init_from), pretrained (init), channels_last) of a checked config, on `device`."
     recipe = get_recipe(cfg['model'])
     model = build_model(cfg)
     model.recipe_name = recipe.name
-    if init:
-        loaded = init_backbones(model, recipe, init)
-        if verbose:
-            print(f'train.init: loaded {loaded} tensors from {init}')
+    init = init or cfg.get('init')
+    pretrained = init_pretrained(model, recipe, resolve(init), partial=bool(cfg.get('init_partial'))) if init else None
+    if pretrained and verbose:
+        print(init_summary(pretrained))
     report = init_from_checkpoint(model, recipe, cfg['init_from']) if cfg.get('init_from') else None
     if report and verbose:
         print(_report_init(report))
@@ -188,7 +192,7 @@ def build_training(cfg: dict, device, init: str | None = None, verbose: bool = T
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     criterion = call_with(recipe.loss, cfg, model=model).to(device)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
-    return dict(model=model, criterion=criterion, optimizer=opt, scheduler=make_scheduler(opt, cfg), init_report=report,
+    return dict(model=model, criterion=criterion, optimizer=opt, scheduler=make_scheduler(opt, cfg), init_report=report, pretrained=pretrained,
                 channels_last=channels_last)
 
 # %% ../nbs/50_train.ipynb #c026c
@@ -235,7 +239,8 @@ def save_epoch(out_dir, t: dict, cfg: dict, epoch: int, row: dict, state: dict, 
     model, opt, sched = t['model'], t['optimizer'], t['scheduler']
     if improved:
         save_checkpoint({'state_dict': model.state_dict(), 'cfg': cfg, 'epoch': epoch, 'val': row,
-                         'run_info': run_info(**cfg), 'init_from': t['init_report']}, Path(out_dir) / 'best.pt')
+                         'run_info': run_info(**cfg), 'init_from': t['init_report'],
+                         'init': t['pretrained']}, Path(out_dir) / 'best.pt')
     save_checkpoint({'state_dict': model.state_dict(), 'optimizer': opt.state_dict(),
                      'scheduler': sched.state_dict() if sched is not None else None, 'cfg': cfg, 'epoch': epoch,
                      'best': list(state['best']), 'history': state['history'], 'first_loss': state['first_loss'],

@@ -168,27 +168,33 @@ def test_corrupt_checkpoint_and_bad_init_file(data, tmp_path):
     bad.write_bytes(b'not a checkpoint')
     with pytest.raises(ForgelocError, match='corrupt'):
         load_checkpoint(bad)
-    with pytest.raises(ForgelocError, match='train.init'):
-        run_training({**spec_for(data, tmp_path / 'i', 'upernet'), 'init': str(tmp_path / 'absent.pth')})
+    with pytest.raises(ForgelocError, match='`init` file .*absent.pth not found'):
+        run_training(spec_for(data, tmp_path / 'i', 'upernet', init=str(tmp_path / 'absent.pth')))
     torch.save({'foo.weight': torch.zeros(2)}, tmp_path / 'foreign.pth')
     with pytest.raises(ForgelocError, match='matches none'):
-        run_training({**spec_for(data, tmp_path / 'i', 'upernet'), 'init': str(tmp_path / 'foreign.pth')})
+        run_training(spec_for(data, tmp_path / 'i', 'upernet', init=str(tmp_path / 'foreign.pth')))
 
 
-def test_init_loads_a_torchvision_resnet_state_dict_into_the_backbones(data, tmp_path):
-    "A user's local torchvision ResNet file (here a freshly built resnet18, nothing downloaded) fills the backbone."
+def test_init_fills_both_streams_reports_it_and_refuses_a_partial_file(data, tmp_path):
+    """A user's local torchvision ResNet file (a freshly built resnet18, nothing downloaded) fills both streams of
+    upernet_bayar (7x7 stem) and the run's best.pt records the report; a file one tensor short is refused naming that
+    tensor, and loads with init_partial."""
     import torchvision
-    from forgeloc.models.registry import build_model
-    from forgeloc.checkpoints import init_backbones
     sd = torchvision.models.resnet18(weights=None).state_dict()
     torch.save(sd, tmp_path / 'r18.pth')
-    cfg = resolve_config('upernet_bayar', 'cpu', {'backbone': 'resnet18', 'width': 1.0})
-    net = build_model(cfg)
-    loaded = init_backbones(net, get_recipe('upernet_bayar'), tmp_path / 'r18.pth')
-    assert all(n > 50 for n in loaded.values()), loaded
-    enc = net.get_submodule(get_recipe('upernet_bayar').backbones[0]).state_dict()
-    k = next(k for k in enc if k.endswith('layer1.0.conv1.weight'))
-    assert torch.equal(enc[k], sd[k[k.index('layer1'):]])
+    over = dict(backbone='resnet18', width=1.0, deep_stem=False, lr=1e-9)
+    run_training(spec_for(data, tmp_path / 'ok', 'upernet_bayar', init=str(tmp_path / 'r18.pth'), **over))
+    ck = torch.load(tmp_path / 'ok' / 'best.pt', weights_only=False)
+    assert {m: (p['filled'], p['of']) for m, p in ck['init']['parts'].items()} == {'rgb_encoder': (100, 100), 'noise_encoder': (100, 100)}
+    assert sorted(ck['init']['dropped']) == ['fc.bias', 'fc.weight'] and not ck['init']['partial']
+    w = ck['state_dict']['noise_encoder.layer1.0.conv1.weight']
+    assert torch.allclose(w, sd['layer1.0.conv1.weight'], atol=1e-6)             # lr 1e-9: still the file's values
+    del sd['layer3.1.conv2.weight']
+    torch.save(sd, tmp_path / 'short.pth')
+    with pytest.raises(ForgelocError, match=r'(?s)rgb_encoder: 99 of 100 .*layer3\.1\.conv2\.weight.*init_partial'):
+        run_training(spec_for(data, tmp_path / 'short', 'upernet_bayar', init=str(tmp_path / 'short.pth'), **over))
+    run_training(spec_for(data, tmp_path / 'part', 'upernet_bayar', init=str(tmp_path / 'short.pth'), init_partial=True, **over))
+    assert torch.load(tmp_path / 'part' / 'best.pt', weights_only=False)['init']['partial']
 
 
 def test_engine_dataset_and_evaluation_know_no_model_by_name():

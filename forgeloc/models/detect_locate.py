@@ -14,7 +14,7 @@ from timm.models.xception import Block
 from ..core import ForgelocError, check_choice
 from ..losses import image_bce
 from .layers import count_params
-from .registry import Recipe, register
+from .registry import InitPart, Recipe, register
 
 # %% auto #0
 __all__ = ['EXIT_FLOW', 'ATTENTIONS', 'FUSION_WEIGHTS', 'GRAY', 'NOISE_LABELS', 'DETECT_LOCATE_PAPER', 'XCEPTION_PAPER',
@@ -264,17 +264,21 @@ def detect_locate_labels(cfg: dict) -> tuple:
     "The noise label kind the dataset loads for `cfg`: `noise` (noise_label signed) or `noise_png` (png)."
     return (NOISE_LABELS[check_choice('noise_label', cfg.get('noise_label', 'signed'), NOISE_LABELS)],)
 
+# %% ../../nbs/26_models.detect_locate.ipynb #k042d2
+# Kong et al. Sec. III-D: step 1 starts from an ImageNet Xception; the semantic module is new (no pretrained file has it)
+_IMAGENET_XCEPTION = (InitPart('backbone', why='ImageNet Xception (timm legacy_xception names)'),)
+
 # %% ../../nbs/26_models.detect_locate.ipynb #k042e
 register(Recipe('detect_locate', build=detect_locate, loss=DetectLocateLoss, score_and_map=detect_locate_score_and_map, labels=('binary',), **_HALF,
                 label_fn=detect_locate_labels,
-                presets={'paper': DETECT_LOCATE_PAPER, 'cpu': DETECT_LOCATE_CPU}, backbones=('backbone', 'semantic'),
+                presets={'paper': DETECT_LOCATE_PAPER, 'cpu': DETECT_LOCATE_CPU}, backbones=('backbone', 'semantic'), pretrained=_IMAGENET_XCEPTION,
                 paper='Kong et al. 2022 (Detect and Locate), Sec. III, Fig. 2, Table VI', embed_layer='fc.0',
                 feature_layers=('backbone.act2', 'backbone.block2', 'semantic.level3_in', 'noise.level3_in', 'fusion')), aliases=('kong',))
 
 # %% ../../nbs/26_models.detect_locate.ipynb #k042f
 _SEG = {k: v for k, v in DETECT_LOCATE_PAPER.items() if k not in ('noise_channels', 'lambda_noise', 'noise_label')}
 register(Recipe('xception_seg', build=xception_seg, loss=xception_seg_loss, score_and_map=detect_locate_score_and_map, labels=('binary',), **_HALF,
-                presets={'paper': _SEG, 'cpu': {k: v for k, v in DETECT_LOCATE_CPU.items() if k in _SEG}}, backbones=('backbone', 'semantic'),
+                presets={'paper': _SEG, 'cpu': {k: v for k, v in DETECT_LOCATE_CPU.items() if k in _SEG}}, backbones=('backbone', 'semantic'), pretrained=_IMAGENET_XCEPTION,
                 paper='Kong et al. 2022, Xception(seg): step 1 of the two-step training (Sec. III-D, Table VII)', embed_layer='fc.0',
                 feature_layers=('backbone.act2', 'backbone.block2', 'semantic.level3_in', 'fusion')))
 

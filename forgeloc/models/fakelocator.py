@@ -17,7 +17,7 @@ from torchvision.transforms.functional import gaussian_blur
 from ..core import ForgelocError, check_choice
 from ..losses import image_bce, resize_to_mask
 from .layers import RESNET_ARCHS, ResNetEncoder, count_params
-from .registry import Recipe, register
+from .registry import InitPart, Recipe, register
 
 # %% auto #0
 __all__ = ['ATTENTION_SOURCES', 'MAP_LOSSES', 'FAKELOCATOR_PAPER', 'FAKELOCATOR_CPU', 'deeplab_head', 'region_attention',
@@ -194,10 +194,18 @@ def fakelocator_labels(cfg: dict) -> tuple:
     "Extra label kinds a configuration needs: face_regions for that attention."
     return ('face_regions',) if cfg.get('attention') == 'face_regions' else ()
 
+# %% ../../nbs/25_models.fakelocator.ipynb #c045a2
+# Huang et al. Sec. 4.1 fine-tune DeepLabV3 pretrained on COCO/VOC: torchvision's deeplabv3_resnet101 file fills the
+# backbone and the ASPP head (its `classifier.*`), all but the head's 21-class output conv; an ImageNet ResNet-101 fills the
+# backbone only (the head is optional: all of it or none)
+_DEEPLAB_PARTS = (InitPart('backbone'),
+                  InitPart('head', prefix='classifier.', required=False, keep=('4.',),
+                           why="torchvision DeepLabHead: ASPP + 3x3 conv; its output conv (head.4) is the task's"))
+
 # %% ../../nbs/25_models.fakelocator.ipynb #c045b
 register(Recipe('fakelocator', build=fakelocator, loss=FakeLocatorLoss, score_and_map=fakelocator_score_and_map,
                 labels=('binary', 'fakeness'), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                presets={'paper': FAKELOCATOR_PAPER, 'cpu': FAKELOCATOR_CPU}, backbones=('backbone',),
+                presets={'paper': FAKELOCATOR_PAPER, 'cpu': FAKELOCATOR_CPU}, backbones=('backbone',), pretrained=_DEEPLAB_PARTS,
                 paper='Huang et al. 2020 (FakeLocator), Sec. 4, 5.1, Table 2, Fig. 4', label_fn=fakelocator_labels,
                 gray_label='fakeness',
                 embed_layer='backbone.layer4',   # GAP'd: the classifier's input (figures: t-SNE)

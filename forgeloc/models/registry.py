@@ -15,10 +15,19 @@ import torch.nn as nn
 from ..core import ForgelocError, check_choice
 
 # %% auto #0
-__all__ = ['RECIPES', 'ALIASES', 'ENGINE_DEFAULTS', 'Recipe', 'register', 'model_modules', 'canonical_name', 'get_recipe',
-           'model_names', 'accepted_keys', 'call_with', 'resolve_config', 'build_model']
+__all__ = ['RECIPES', 'ALIASES', 'ENGINE_DEFAULTS', 'InitPart', 'Recipe', 'register', 'model_modules', 'canonical_name',
+           'get_recipe', 'model_names', 'accepted_keys', 'call_with', 'resolve_config', 'build_model']
 
 # %% ../../nbs/20_models.registry.ipynb #c005
+@dataclass(frozen=True)
+class InitPart:
+    "A part of a model that a pretrained file (`init`) fills: `module` (attribute path), `prefix` of its tensors in the file, `required` (the file must fill all of it), `keep` (prefixes inside the module a pretrained file never fills, e.g. a task's output layer) and `why`."
+    module: str
+    prefix: str = ''
+    required: bool = True
+    keep: tuple = ()
+    why: str = ''
+
 @dataclass
 class Recipe:
     "Everything the engine, the dataset and evaluation need to know about one model (see the table above)."
@@ -37,11 +46,16 @@ class Recipe:
     localizes: bool = True
     embed_layer: str | None = None
     feature_layers: tuple = ()
+    pretrained: tuple = ()
 
     def __post_init__(self):
         for p in ('paper', 'cpu'):
             if p not in self.presets:
                 raise ForgelocError(f"recipe {self.name!r} has no {p!r} preset")
+
+    def init_parts(self) -> tuple:
+        "The `InitPart`s a pretrained file fills: `pretrained`, or else every backbone, required, from unprefixed keys."
+        return self.pretrained or tuple(InitPart(b) for b in self.backbones)
 
     def labels_for(self, cfg: dict) -> tuple:
         "The label kinds a dataset must load for `cfg`: `labels`, the `gray_label` and whatever `label_fn(cfg)` adds."
@@ -94,7 +108,7 @@ def model_names() -> list[str]:
 ENGINE_DEFAULTS = dict(size=128, epochs=10, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999),
                        weight_decay=0.0, schedule='none', lr_decay=0.9, plateau_factor=0.1, plateau_patience=5,
                        augment=True, vflip=False, real_oversample=1, monitor='val_auc', train_set='both',
-                       init_from='')
+                       init='', init_partial=False, init_from='')
 
 # %% ../../nbs/20_models.registry.ipynb #c009a
 def accepted_keys(fn) -> set:
