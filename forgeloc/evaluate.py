@@ -26,11 +26,12 @@ __all__ = ['RESOLUTIONS', 'GROUP_COLUMNS', 'recipe_datasets', 'to_device', 'bf16
 
 # %% ../nbs/60_evaluate.ipynb #p001
 def recipe_datasets(cfg: dict, frames_dir, masks_dir, splits=('train', 'val')) -> dict:
-    "ForgeryDatasets of `splits` as `cfg['model']`'s recipe needs them (size, normalization — the config's own if it has one —, labels), of the `train_set` domain (shallow/deep/both); train is augmented."
+    "ForgeryDatasets of `splits` as `cfg['model']`'s recipe needs them (size, normalization — the config's own if it has one —, labels), of the `train_set` domain (shallow/deep/both) and, in train and val, the fakes of `train_methods`; train is augmented."
     r, (mean, std) = get_recipe(cfg['model']), input_normalization(cfg)
     return {s: ForgeryDataset(frames_dir, masks_dir, s, size=int(cfg['size']), augment=bool(cfg['augment']) and s == 'train',
                               vflip=bool(cfg.get('vflip', False)) and s == 'train',
-                              labels=r.labels_for(cfg), mean=mean, std=std, domain=cfg.get('train_set', 'both')) for s in splits}
+                              labels=r.labels_for(cfg), mean=mean, std=std, domain=cfg.get('train_set', 'both'),
+                              methods=cfg.get('train_methods', 'all') if s in ('train', 'val') else 'all') for s in splits}
 
 # %% ../nbs/60_evaluate.ipynb #p003
 def to_device(batch: dict, device) -> dict:

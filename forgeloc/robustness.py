@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .core import ForgelocError, atomic_dir, atomic_write
+from .core import ForgelocError, atomic_dir, atomic_write, check_choice
 from .data.dataset import DEEP_DATASETS, ForgeryDataset, read_manifest
 from .data.faces import crop_square
 from .data.io import read_frames, read_image, write_png, write_video
@@ -28,10 +28,10 @@ from .models.registry import get_recipe
 from .models.weights import input_normalization
 
 # %% auto #0
-__all__ = ['ROBUST_KEYS', 'condition_key', 'h264_still', 'rebuild_frames', 'label_columns', 'disorganized_frames',
+__all__ = ['ROBUST_KEYS', 'QUALITY_CRF', 'condition_key', 'h264_still', 'rebuild_frames', 'label_columns', 'disorganized_frames',
            'build_condition', 'read_conditions', 'build_conditions', 'condition_dataset', 'domain_metrics',
            'condition_record', 'evaluate_conditions', 'robustness_table', 'plot_robustness', 'robustness_markdown',
-           'example_items', 'plot_condition_examples']
+           'example_items', 'plot_condition_examples', 'quality_source', 'build_quality_test', 'build_quality_tests']
 
 # %% ../nbs/62_robustness.ipynb #r009
 def condition_key(group: str, name: str, level) -> str:
@@ -361,3 +361,58 @@ def plot_condition_examples(shown: dict, items, title: str = ''):
     fig.suptitle(title, y=1.0)
     fig.tight_layout(pad=0.3)
     return fig
+
+# %% ../nbs/62_robustness.ipynb #r064r
+QUALITY_CRF = {'raw': 0, 'c23': 23, 'c40': 40}   # FF++'s quality folders and their x264 CRF (ondyari/FaceForensics dataset/compress.py)
+
+def quality_source(source: str, quality: str) -> str:
+    "The FF++ video `source` (`.../<quality>/videos/<name>`) at another `quality`; any other path as it is."
+    check_choice('quality', quality, list(QUALITY_CRF))
+    parts = Path(source).parts
+    if len(parts) >= 3 and parts[-2] == 'videos' and parts[-3] in QUALITY_CRF:
+        return Path(*parts[:-3], quality, *parts[-2:]).as_posix()
+    return source
+
+
+# %% ../nbs/62_robustness.ipynb #r064u
+def _other_quality(quality: str):
+    "`rebuild_frames`' `reencode`: the same video at `quality`, or a ForgelocError naming the file that is not there."
+    def path(src: Path, _tmp) -> Path:
+        p = Path(quality_source(Path(src).as_posix(), quality))
+        if not p.is_file():
+            raise ForgelocError(f'no {quality} copy: {p}')
+        return p
+    return path
+
+def build_quality_test(quality: str, *, frames_dir, masks_dir, raw_dir, out_root, compression: str = 'c23',
+                       split: str = 'test', progress: bool = False) -> dict:
+    """The `split` frames of `masks_dir`'s manifest (cut from the `compression` videos) cut again from the same FF++ videos
+    at `quality` (same frame index, same face box; still images as they are), written whole to `out_root/quality/<quality>/`
+    in the layout of `build_condition` (frames/, manifest.csv, skipped.csv, summary.json; masks: the clean ones)."""
+    check_choice('generalization.qualities', quality, list(QUALITY_CRF))
+    rows = read_manifest(masks_dir)
+    rows = rows[rows.split == split].reset_index(drop=True)
+    key = f'quality/{quality}'
+    with atomic_dir(Path(out_root) / key) as tmp:
+        kept, skipped = rebuild_frames(rows, raw_dir, frames_dir, tmp, reencode=_other_quality(quality), progress=progress)
+        kept.to_csv(tmp / 'manifest.csv', index=False)
+        pd.DataFrame(skipped, columns=['item', 'source', 'reason']).to_csv(tmp / 'skipped.csv', index=False)
+        clean_sha = dict(zip(rows.item, rows.sha1)) if 'sha1' in rows else {}
+        summary = {'condition': key, 'protocol': 'quality', 'degradation': quality, 'level': QUALITY_CRF[quality],
+                   'what': 'FF++ quality of the videos the frames are cut from (x264 CRF)', 'applies_to': 'video',
+                   'source': 'ondyari/FaceForensics dataset/compress.py', 'split': split, 'from': compression, 'masks': 'clean',
+                   'n_clean': len(rows), 'n_kept': len(kept), 'n_skipped': len(skipped),
+                   'n_same_as_clean': int(sum(clean_sha.get(i) == s for i, s in zip(kept.item, kept.sha1))),
+                   'skipped': pd.Series([s['reason'] for s in skipped], dtype=str).value_counts().to_dict()}
+        (tmp / 'summary.json').write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+# %% ../nbs/62_robustness.ipynb #r064v
+def build_quality_tests(qualities, *, out_root, **kw) -> list[dict]:
+    "`build_quality_test` for each of `qualities` under `out_root`, and `out_root/conditions.json` listing them (for `read_conditions`)."
+    out = [build_quality_test(q, out_root=out_root, **kw) for q in qualities]
+    with atomic_write(Path(out_root) / 'conditions.json') as f:
+        json.dump([s['condition'] for s in out], f, indent=1)
+    return out
+

@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampl
 from tqdm.auto import tqdm
 
 from .checkpoints import init_from_checkpoint, init_pretrained, init_summary, read_checkpoint, save_checkpoint
-from .core import ForgelocError, check_choice, check_positive, resolve, run_info, seed_everything
+from .core import ForgelocError, check_choice, check_positive, parse_list, resolve, run_info, seed_everything
+from .data.ffpp import FFPP_ALL_METHODS
 from .evaluate import bf16_autocast, predict, to_device
 from .metrics import image_auc, pixel_f1
 from .models.registry import build_model, call_with, get_recipe
@@ -45,6 +46,11 @@ def check_train_config(cfg: dict) -> dict:
     check_choice('train.schedule', cfg.get('schedule'), ['none', 'exponential', 'plateau'])
     check_choice('train.monitor', cfg.get('monitor'), ['val_auc', 'val_loss'])
     check_choice('train.train_set', cfg.get('train_set', 'both'), ['both', 'shallow', 'deep'])
+    if cfg.get('train_methods', 'all') != 'all':
+        if not parse_list('train.train_methods', cfg['train_methods'], FFPP_ALL_METHODS):
+            raise ForgelocError(f"parameter `train.train_methods` must be all or comma-separated FF++ methods, got {cfg['train_methods']!r}")
+        if cfg.get('train_set', 'both') == 'shallow':
+            raise ForgelocError('parameter `train.train_methods` keeps FF++ methods, but `train.train_set` is shallow (no FF++ frames)')
     if float(cfg.get('weight_decay', 0)) < 0:
         raise ForgelocError(f"parameter `train.weight_decay` must be >= 0, got {cfg['weight_decay']!r}")
     b = cfg.get('betas')

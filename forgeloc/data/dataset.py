@@ -15,11 +15,12 @@ from torch.utils.data import Dataset
 
 import warnings
 
-from ..core import ForgelocError, check_choice
+from ..core import ForgelocError, check_choice, parse_list
+from .ffpp import FFPP_ALL_METHODS
 from .labels import DERIVED_LABELS, read_label
 
 # %% auto #0
-__all__ = ['DOMAINS', 'DEEP_DATASETS', 'read_manifest', 'domain_of', 'ForgeryDataset']
+__all__ = ['DOMAINS', 'DEEP_DATASETS', 'read_manifest', 'domain_of', 'keep_methods', 'ForgeryDataset']
 
 # %% ../../nbs/13_data.dataset.ipynb #c005
 def read_manifest(masks_dir) -> pd.DataFrame:
@@ -63,12 +64,30 @@ def domain_of(rows: pd.DataFrame) -> pd.Series:
         raise ForgelocError("the manifest has no 'dataset' column: re-run the extract_frames and build_masks stages")
     return pd.Series(np.where(rows['dataset'].isin(DEEP_DATASETS), 'deep', 'shallow'), index=rows.index)
 
+# %% ../../nbs/13_data.dataset.ipynb #c0dq
+def keep_methods(rows: pd.DataFrame, methods='all', key: str = 'train_methods') -> pd.DataFrame:
+    "`rows` without the deep-dataset fakes of methods not in `methods` ('all', or comma-separated FF++ methods); `key` names the setting in errors."
+    if methods in (None, 'all'):
+        return rows
+    names = parse_list(key, methods, FFPP_ALL_METHODS)
+    if not names:
+        raise ForgelocError(f"parameter `{key}` names no method: use all, or comma-separated methods of {', '.join(FFPP_ALL_METHODS)}")
+    deep_fake = (domain_of(rows) == 'deep') & (rows.label.astype(int) == 1)
+    out = rows[~deep_fake | rows.method.isin(names)]
+    absent = [m for m in names if not (out.method == m).any()]
+    if absent:
+        raise ForgelocError(f"parameter `{key}` names {', '.join(absent)}, but these frames have no fake of "
+                            f"{'it' if len(absent) == 1 else 'them'} (see extract_frames.ffpp_methods)")
+    return out
+
+
 # %% ../../nbs/13_data.dataset.ipynb #c007
 class ForgeryDataset(Dataset):
-    "Frames of `split` listed in the build_masks manifest; items are dicts of image (3×S×S), mask (S×S), label, index and the extra `labels`."
+    "Frames of `split` listed in the build_masks manifest (of one `domain`, and the fakes of `methods` only: `keep_methods`); items are dicts of image (3×S×S), mask (S×S), label, index and the extra `labels`."
     def __init__(self, frames_dir, masks_dir, split: str | None = None, size: int | None = None,
                  augment: bool = False, manifest: pd.DataFrame | None = None, labels=('binary',),
-                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), domain: str = 'both', vflip: bool = False):
+                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), domain: str = 'both', vflip: bool = False,
+                 methods='all'):
         check_choice('split', split, [None, 'train', 'val', 'test'])
         check_choice('domain', domain, DOMAINS)
         man = read_manifest(masks_dir) if manifest is None else manifest
@@ -83,6 +102,7 @@ class ForgeryDataset(Dataset):
                 raise ForgelocError(f"this model needs the {k!r} label{made}, which build_masks did not build ({where} has no "
                                     f"{c!r} column): add {c} to `build_masks.labels` in params.yaml and run the build_masks stage")
         rows = (man if split is None else man[man.split == split]).reset_index(drop=True)
+        rows = keep_methods(rows, methods).reset_index(drop=True)
         missing = np.zeros(len(rows), bool)
         for k in self.kinds:
             missing |= rows[col[k]].astype(str).isin(['', 'nan'])

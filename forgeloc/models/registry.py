@@ -108,7 +108,7 @@ def model_names() -> list[str]:
 ENGINE_DEFAULTS = dict(size=128, epochs=10, batch_size=32, optimizer='adam', lr=1e-3, betas=(0.9, 0.999),
                        weight_decay=0.0, schedule='none', lr_decay=0.9, plateau_factor=0.1, plateau_patience=5,
                        augment=True, vflip=False, real_oversample=1, monitor='val_auc', train_set='both',
-                       init='', init_partial=False, init_from='')
+                       train_methods='all', init='', init_partial=False, init_from='')
 
 # %% ../../nbs/20_models.registry.ipynb #c009a
 def accepted_keys(fn) -> set:
