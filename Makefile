@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export FORGELOC_ROOT := $(CURDIR)
 RAW := $(shell awk '/^base:/{b=1;next} /^[^ #]/{b=0} b && $$1=="raw_dir:"{print $$2; exit}' params.yaml)
 
-.PHONY: install install-landmarks data repro test docs docs-check docs-screens export readme benchmark benchmark-train table3
+.PHONY: install install-landmarks data repro test docs docs-check docs-screens export readme benchmark benchmark-train table3 generalization
 
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,14 @@ benchmark-train: install
 # metrics/experiments/table3.json; then the reports stage writes metrics/table3.md and metrics/cross_dataset.md.
 table3: install
 	$(BIN)/python -c "from forgeloc.reports import run_table3; run_table3()"
+	$(BIN)/dvc repro reports
+
+# Cross-quality and cross-manipulation (issue 15): one DVC experiment per model of params.yaml generalization.models and
+# training quality (generalization.qualities; its test split cut again at every quality by quality_test@<model>) or
+# training method (generalization.methods), one seed, FF++ frames only, collected into metrics/experiments/generalization.json;
+# then the reports stage writes metrics/generalization.md (+ .json). The default pipeline runs none of them.
+generalization: install
+	$(BIN)/python -c "from forgeloc.reports import run_generalization; run_generalization()"
 	$(BIN)/dvc repro reports
 
 readme: install

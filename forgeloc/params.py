@@ -33,7 +33,7 @@ from .train import check_train_config
 __all__ = ['flag', 'text', 'raw_folder', 'file_or_empty', 'device', 'SCHEMA', 'WEIGHTS_KEYS', 'WEIGHTS_DIR', 'WEIGHTS_EXAMPLE',
            'STAGE_CHECKS', 'CHECK_STAGE', 'CHECK_OUTPUT', 'positive', 'at_least', 'within', 'one_of', 'names',
            'auto_or', 'whole_file', 'with_values', 'key_problems', 'model_problems', 'cross_problems',
-           'weights_problems', 'weights_warnings', 'params_problems', 'check_params', 'main']
+           'generalization_problems', 'weights_problems', 'weights_warnings', 'params_problems', 'check_params', 'main']
 
 # %% ../nbs/02_params.ipynb #p006
 def _rule(check, allowed: str):
@@ -149,6 +149,9 @@ SCHEMA = {
     'reports': {'table3_models': whole_file('comma-separated registered model names')},
     'weights': None,      # the whole group: weights_problems (one entry per authors' file the user brings; none by default)
     'robustness': None,   # the whole group: forgeloc.degrade.check_robustness
+    'generalization': {'models': whole_file('comma-separated keys of train.models (at least one)'),
+                       'qualities': names(tuple(NOISE_SIGMA)), 'methods': names(FFPP_ALL_METHODS),
+                       'quality_test': whole_file('a list of keys of train.models ([] in params.yaml)')},
 }
 
 # %% ../nbs/02_params.ipynb #p034
@@ -263,6 +266,44 @@ def cross_problems(params: dict) -> list[str]:
             out.append(_named(key, e))
     return out
 
+# %% ../nbs/02_params.ipynb #p046h
+def generalization_problems(params: dict) -> list[str]:
+    "Problems of `generalization` and of each model's `train_methods` against train.models and extract_frames.ffpp_methods."
+    g = lambda group: params.get(group) if isinstance(params.get(group), dict) else {}
+    gen, models, out = g('generalization'), g('train').get('models') or {}, []
+    try:
+        read = parse_list('extract_frames.ffpp_methods', g('extract_frames').get('ffpp_methods'), FFPP_ALL_METHODS)
+    except ForgelocError:
+        read = list(FFPP_ALL_METHODS)                 # key_problems reports it
+    def within(key, value, choices, what, least=True, known=None):   # names outside `known` are key_problems' (the key's own rule)
+        got = parse_list(key, value, None)
+        if least and not got:
+            raise ForgelocError(f'parameter `{key}` names nothing: give at least one of {", ".join(choices)}')
+        bad = [v for v in got if v not in choices and (known is None or v in known)]
+        if bad:
+            raise ForgelocError(f"parameter `{key}` names {', '.join(bad)}, not {what} ({', '.join(choices) or 'none'})")
+    checks = {'generalization.models': lambda: within('generalization.models', gen.get('models'), list(models), 'a model of train.models'),
+              'generalization.qualities': lambda: within('generalization.qualities', gen.get('qualities'), list(NOISE_SIGMA), 'an FF++ quality',
+                                                         known=()),
+              'generalization.methods': lambda: within('generalization.methods', gen.get('methods'), read,
+                                                       'a method extract_frames.ffpp_methods reads', known=FFPP_ALL_METHODS),
+              'generalization.quality_test': lambda: within('generalization.quality_test', gen.get('quality_test'), list(models),
+                                                            'a model of train.models', least=False)}
+    for name, item in models.items():
+        tm = (item or {}).get('train_methods', 'all') if isinstance(item, dict) or item is None else 'all'
+        if tm != 'all':
+            checks[f'train.models.{name}.train_methods'] = lambda k=f'train.models.{name}.train_methods', v=tm: within(
+                k, v, read, 'a method extract_frames.ffpp_methods reads', known=FFPP_ALL_METHODS)
+    for key, check in checks.items():
+        if key.startswith('generalization.') and key.split('.')[1] not in gen:
+            continue                                   # key_problems says it is missing
+        try:
+            check()
+        except ForgelocError as e:
+            out.append(_named(key, e))
+    return out
+
+
 # %% ../nbs/02_params.ipynb #pw01
 WEIGHTS_KEYS = ('file', 'format')         # the keys of a `weights` entry
 WEIGHTS_DIR = 'weights'                   # where the entries' files lie (the import stage's dependency)
@@ -327,7 +368,8 @@ def params_problems(params: dict) -> list[str]:
             check_robustness(params['robustness'])
         except ForgelocError as e:
             by_group['robustness'].append(_named('robustness', e))
-    found = [p for probs in by_group.values() for p in probs] + model_problems(params) + cross_problems(params) + weights_problems(params)
+    found = ([p for probs in by_group.values() for p in probs] + model_problems(params) + cross_problems(params)
+             + weights_problems(params) + generalization_problems(params))
     return list(dict.fromkeys(found))
 
 # %% ../nbs/02_params.ipynb #p050

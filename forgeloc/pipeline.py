@@ -11,21 +11,22 @@ from pathlib import Path
 
 import yaml
 
-from .core import ForgelocError, check_choice, load_params, resolve
+from .core import ForgelocError, check_choice, load_params, parse_list, resolve
 
 # %% auto #0
-__all__ = ['STAGES', 'FOREACH_GROUPS', 'WEIGHTS_STAGES', 'FOREACH_STAGES', 'NOTEBOOK_OF', 'CLI_STAGES', 'NOTEBOOK_STAGES',
-           'stage_notebook', 'format_overrides', 'parse_overrides', 'model_keys', 'dvc_stage_params', 'cli_value',
-           'run_stage', 'parse_seeds']
+__all__ = ['STAGES', 'FOREACH_GROUPS', 'WEIGHTS_STAGES', 'GENERALIZATION_STAGES', 'FOREACH_STAGES', 'NOTEBOOK_OF', 'CLI_STAGES',
+           'NOTEBOOK_STAGES', 'stage_notebook', 'format_overrides', 'parse_overrides', 'model_keys', 'dvc_stage_params',
+           'cli_value', 'run_stage', 'parse_seeds']
 
 # %% ../nbs/70_pipeline.ipynb #c005
 STAGES = ('extract_frames', 'build_masks', 'train', 'evaluate', 'train_after', 'evaluate_after', 'import_weights', 'evaluate_weights',
-          'compare', 'figures', 'reports', 'degrade_test', 'robustness', 'robustness_after', 'robustness_report')
+          'compare', 'figures', 'reports', 'degrade_test', 'robustness', 'robustness_after', 'robustness_report', 'quality_test')
 # foreach stages: one stage per model of that group of params.yaml: train (train.models, train.models_after)
 FOREACH_GROUPS = {'train': 'models', 'evaluate': 'models', 'train_after': 'models_after', 'evaluate_after': 'models_after',
                   'robustness': 'models', 'robustness_after': 'models_after'}
 WEIGHTS_STAGES = ('import_weights', 'evaluate_weights')     # foreach stages over params.yaml: weights (the authors' files)
-FOREACH_STAGES = (*FOREACH_GROUPS, *WEIGHTS_STAGES)
+GENERALIZATION_STAGES = ('quality_test',)                  # foreach stages over params.yaml: generalization.quality_test (model keys)
+FOREACH_STAGES = (*FOREACH_GROUPS, *WEIGHTS_STAGES, *GENERALIZATION_STAGES)
 NOTEBOOK_OF = {'train_after': 'train', 'evaluate_after': 'evaluate', 'evaluate_weights': 'evaluate',
                'robustness_after': 'robustness'}   # stages that run another stage's notebook
 CLI_STAGES = ('import_weights',)                            # stages that run the `forgeloc` command, not a notebook
@@ -103,6 +104,13 @@ def dvc_stage_params(stage: str, key: str | None = None, dvc_file='dvc.yaml', pa
             raise ForgelocError(f'{params_file}: `weights` lists no entry, so stage {stage} has none')
         key = next(iter(entries)) if key is None else check_choice(f'entry of {params_file}: weights', key, list(entries))
         item, spec = entries[key], spec['do']
+    elif 'foreach' in spec and stage in GENERALIZATION_STAGES:   # one stage per model of generalization.quality_test (empty
+        gen = params.get('generalization') or {}                  # in params.yaml: then the first model of generalization.models)
+        keys = parse_list('generalization.quality_test', gen.get('quality_test')) or parse_list('generalization.models', gen.get('models'))
+        if not keys:
+            raise ForgelocError(f'{params_file}: `generalization` names no model, so stage {stage} has none')
+        key = keys[0] if key is None else check_choice(f'model of {params_file}: generalization', key, keys)
+        item, spec = key, spec['do']
     elif 'foreach' in spec:
         group = FOREACH_GROUPS[stage]
         keys = model_keys(params_file, group)
@@ -112,7 +120,7 @@ def dvc_stage_params(stage: str, key: str | None = None, dvc_file='dvc.yaml', pa
         item, spec = params['train'][group][key] or {}, spec['do']
     def fill(m):
         if m.group(1) == 'key': return key
-        if m.group(1) == 'item': return format_overrides(item)
+        if m.group(1) == 'item': return item if isinstance(item, str) else format_overrides(item)
         if m.group(1).startswith('item.'): return str(item[m.group(1)[5:]])
         v = params
         for k in m.group(1).split('.'):

@@ -16,13 +16,16 @@ import numpy as np
 import pandas as pd
 
 from .compare import _finite, _label, mean_sd, seed_summary
-from .core import ForgelocError, atomic_write, load_params, resolve
+from .core import ForgelocError, atomic_write, check_choice, load_params, parse_list, resolve
+from .metrics import METRICS
 
 # %% auto #0
-__all__ = ['TRAIN_SETS', 'EXPERIMENT_PREFIX', 'MVSS_FILE', 'MVSS_PUBLISHED', 'MVSS_DATASETS', 'MVSS_SOURCES', 'TABLE3_COLUMNS',
-           'TABLE3_PUBLISHED', 'TABLE3_SOURCE', 'PROTOCOL_NOTES', 'experiment_name', 'table3_commands',
-           'parse_experiments', 'git_read', 'collect_experiments', 'run_table3', 'table3', 'table3_markdown',
-           'cross_dataset', 'published_table', 'published_markdown']
+__all__ = ['TRAIN_SETS', 'EXPERIMENT_PREFIX', 'GEN_PREFIX', 'GEN_KINDS', 'GEN_FILES', 'MVSS_FILE', 'MVSS_PUBLISHED',
+           'MVSS_DATASETS', 'MVSS_SOURCES', 'TABLE3_COLUMNS', 'TABLE3_PUBLISHED', 'TABLE3_SOURCE', 'PROTOCOL_NOTES',
+           'experiment_name', 'table3_commands', 'parse_experiments', 'git_read', 'collect_experiments', 'run_table3',
+           'table3', 'table3_markdown', 'cross_dataset', 'generalization_name', 'generalization_commands',
+           'parse_generalization', 'collect_generalization', 'run_generalization', 'cross_quality',
+           'cross_manipulation', 'generalization_markdown', 'published_table', 'published_markdown']
 
 # %% ../nbs/72_reports.ipynb #c009
 TRAIN_SETS = ('shallow', 'deep', 'both')
@@ -161,6 +164,125 @@ def cross_dataset(base: dict, experiments: dict, models, key: str = 'image_auc',
             rows.append({n: _get(by, n, key) for n in by}); index.append((m, s))
     df = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=['model', 'train set']), columns=names)
     return df.astype(float)
+
+# %% ../nbs/72_reports.ipynb #g001
+GEN_PREFIX = 'gen-'
+GEN_KINDS = ('quality', 'method')
+
+def generalization_name(model: str, kind: str, value: str) -> str:
+    "The DVC experiment name of `model` trained at quality or on method `value`: 'gen-<model>-<kind>-<value>'."
+    check_choice('kind', kind, GEN_KINDS)
+    return f'{GEN_PREFIX}{model}-{kind}-{value}'
+
+def generalization_commands(models, qualities, methods, extra=('-S', 'train.extra_seeds=none')) -> list[list[str]]:
+    "The `dvc exp run` command of each (model, training quality) and (model, training method); one seed each, FF++ frames only."
+    out = []
+    for m in models:
+        common = ['-S', f'++train.models.{m}.train_set=deep', *extra]
+        out += [['dvc', 'exp', 'run', '--temp', '-n', generalization_name(m, 'quality', q), '-S', f'extract_frames.compression={q}',
+                 '-S', f'generalization.quality_test=[{m}]', *common, f'evaluate@{m}', f'quality_test@{m}'] for q in qualities]
+        out += [['dvc', 'exp', 'run', '--temp', '-n', generalization_name(m, 'method', t), '-S', f'++train.models.{m}.train_methods={t}',
+                 *common, f'evaluate@{m}'] for t in methods]
+    return out
+
+
+# %% ../nbs/72_reports.ipynb #g004
+GEN_FILES = {'evaluate': 'metrics/evaluate/{model}.json', 'quality': 'metrics/generalization/{model}.json'}
+
+def parse_generalization(rows: list[dict], read=None, prefix: str = GEN_PREFIX) -> dict:
+    "{experiment name: {'model', 'kind', 'value', 'rev', 'evaluate', 'quality'}} from `dvc.api.exp_show` rows of experiments named `gen-<model>-<kind>-<value>`."
+    out = {}
+    for r in rows:
+        name = r.get('Experiment') or ''
+        hit = next(((name[len(prefix):].rsplit(f'-{k}-', 1), k) for k in GEN_KINDS if f'-{k}-' in name[len(prefix):]), None)
+        if not name.startswith(prefix) or hit is None:
+            continue
+        (model, value), kind = hit
+        got = {'model': model, 'kind': kind, 'value': value, 'rev': r.get('rev')}
+        for part, pattern in GEN_FILES.items():
+            path = pattern.format(model=model)
+            text = read(r.get('rev'), path) if read is not None else None
+            flat = {k[len(path) + 1:]: v for k, v in r.items() if k.startswith(path + ':')}
+            got[part] = json.loads(text) if text else _unflatten(flat)
+        out[name] = got
+    return out
+
+def collect_generalization(repo: str = '.') -> dict:
+    "`parse_generalization` of this repository's DVC experiments, each file read from the experiment's commit."
+    import dvc.api
+    return parse_generalization(dvc.api.exp_show(repo=str(resolve(repo))), read=lambda rev, p: git_read(rev, p, repo))
+
+
+# %% ../nbs/72_reports.ipynb #g007
+def run_generalization(models=None, qualities=None, methods=None, out='metrics/experiments/generalization.json',
+                       params_file='params.yaml', collect_only: bool = False, runner=subprocess.run) -> dict:
+    "Run the generalization experiments (`generalization_commands`; lists default to `params.yaml: generalization`), collect, write `out`."
+    dvc = [sys.executable, '-m', 'dvc']
+    env = {k: v for k, v in os.environ.items() if k != 'FORGELOC_ROOT'}     # each --temp experiment reads its own copy (see run_table3)
+    gen = load_params(params_file)['generalization']
+    models, qualities, methods = (parse_list(f'generalization.{k}', gen[k] if v is None else v)
+                                  for k, v in (('models', models), ('qualities', qualities), ('methods', methods)))
+    if not collect_only:
+        for cmd in generalization_commands(models, qualities, methods):
+            name = cmd[cmd.index('-n') + 1]
+            runner(dvc + ['exp', 'remove', name], capture_output=True, env=env)
+            print('$', ' '.join(cmd), flush=True)
+            if runner(dvc + cmd[1:], env=env).returncode != 0:
+                raise ForgelocError(f"experiment {name} failed: {' '.join(cmd)}")
+    got = {k: v for k, v in collect_generalization().items() if v['model'] in models}
+    p = resolve(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(p) as f:
+        json.dump(got, f, indent=1, sort_keys=True)
+    print(f'{len(got)} generalization experiments collected into {p}')
+    return got
+
+
+# %% ../nbs/72_reports.ipynb #g009
+def _gen_source(e: dict | None, name: str) -> str:
+    return f"experiment {name} ({e['rev']})" if e else 'not run'
+
+def cross_quality(experiments: dict, models, qualities, metrics: dict, domain: str = 'deep') -> pd.DataFrame:
+    "Rows (model, 'trained at <q>'), columns (test quality, metric title): `metrics` {title: key} of `domain` from each experiment's quality test."
+    rows, index = [], []
+    for m in models:
+        for q in qualities:
+            name = generalization_name(m, 'quality', q)
+            e = experiments.get(name)
+            conds = ((e or {}).get('quality') or {}).get('conditions') or {}
+            row = {(t, title): _get(conds.get(f'quality/{t}'), domain, key) for t in qualities for title, key in metrics.items()}
+            row[('', 'source')] = _gen_source(e, name)
+            rows.append(row); index.append((m, q))
+    df = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=['model', 'train set']))
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df
+
+def cross_manipulation(experiments: dict, models, methods, metrics: dict, compression: str = 'c23', dataset: str = 'ffpp') -> pd.DataFrame:
+    "Rows (model, training method; `all` from the cross-quality experiment at `compression`), columns (test method, metric title) from `by_method`."
+    rows, index = [], []
+    for m in models:
+        for t in [*methods, 'all']:
+            name = generalization_name(m, 'quality', compression) if t == 'all' else generalization_name(m, 'method', t)
+            e = experiments.get(name)
+            by = ((e or {}).get('evaluate') or {}).get('by_method') or {}
+            row = {(s, title): _get(by, f'{dataset}/{s}', key) for s in methods for title, key in metrics.items()}
+            row[('', 'source')] = _gen_source(e, name)
+            rows.append(row); index.append((m, t))
+    df = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=['model', 'train set']))
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df
+
+
+# %% ../nbs/72_reports.ipynb #g012
+def generalization_markdown(cq: pd.DataFrame, cm: pd.DataFrame, metrics: dict, compression: str = 'c23') -> str:
+    "The cross-quality and cross-manipulation tables as Markdown with one line each on what they hold."
+    legend = '; '.join(f'**{title}**: {METRICS[k][1]}' for title, k in metrics.items())
+    return (f"**Cross-quality** (rows: FF++ quality trained at; columns: quality tested at, the same test frames and face boxes; "
+            f"FF++ test frames; one seed, `train_set: deep`; – = not run or undefined):\n\n{table3_markdown(cq)}\n\n"
+            f"**Cross-manipulation** (rows: the FF++ method whose fakes the model was trained on, with every real frame, at "
+            f"{compression}; `all`: every method; columns: test method, its fakes with every real test frame):\n\n"
+            f"{table3_markdown(cm)}\n\nColumns: {legend}.\n")
+
 
 # %% ../nbs/72_reports.ipynb #q001
 MVSS_FILE = ('mvssnet_casia.pt', 'mvss_official')     # the official checkpoint trained on CASIA v2 (dong03/MVSS-Net README)
