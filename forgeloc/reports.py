@@ -22,10 +22,10 @@ from .metrics import METRICS
 # %% auto #0
 __all__ = ['TRAIN_SETS', 'EXPERIMENT_PREFIX', 'GEN_PREFIX', 'GEN_KINDS', 'GEN_FILES', 'MVSS_FILE', 'MVSS_PUBLISHED',
            'MVSS_DATASETS', 'MVSS_SOURCES', 'TABLE3_COLUMNS', 'TABLE3_PUBLISHED', 'TABLE3_SOURCE', 'PROTOCOL_NOTES',
-           'experiment_name', 'table3_commands', 'parse_experiments', 'git_read', 'collect_experiments', 'run_table3',
-           'table3', 'table3_markdown', 'cross_dataset', 'generalization_name', 'generalization_commands',
-           'parse_generalization', 'collect_generalization', 'run_generalization', 'cross_quality',
-           'cross_manipulation', 'generalization_markdown', 'published_table', 'published_markdown']
+           'experiment_name', 'table3_commands', 'parse_experiments', 'git_read', 'collect_experiments',
+           'run_experiments', 'run_table3', 'table3', 'table3_markdown', 'cross_dataset', 'generalization_name',
+           'generalization_commands', 'parse_generalization', 'collect_generalization', 'run_generalization',
+           'cross_quality', 'cross_manipulation', 'generalization_markdown', 'published_table', 'published_markdown']
 
 # %% ../nbs/72_reports.ipynb #c009
 TRAIN_SETS = ('shallow', 'deep', 'both')
@@ -87,30 +87,34 @@ def collect_experiments(repo: str = '.', prefix: str = EXPERIMENT_PREFIX, **kw) 
     return parse_experiments(dvc.api.exp_show(repo=str(resolve(repo))), prefix=prefix, read=lambda rev, p: git_read(rev, p, repo), **kw)
 
 # %% ../nbs/72_reports.ipynb #c111
-def run_table3(models=None, train_sets=('shallow', 'deep'), out='metrics/experiments/table3.json', params_file='params.yaml',
-               collect_only: bool = False, runner=subprocess.run) -> dict:
-    "Run Table III's experiments (`table3_commands`; models default to `params.yaml: reports.table3_models`), collect, write `out`."
+def run_experiments(commands, collect, models, out, what: str = 'experiments', runner=subprocess.run) -> dict:
+    """Run each `dvc exp run --temp` of `commands` (an earlier experiment of the same name is removed first), then write
+    `collect()`'s experiments of `models` atomically to `out`; returns them. Shared by `make table3` and `make generalization`."""
     dvc = [sys.executable, '-m', 'dvc']                                      # this environment's DVC, PATH or not
     # each experiment runs in its own copy of the repository (--temp): FORGELOC_ROOT (which the Makefile exports) would
     # point its stages at this workspace instead, so the experiment gets an environment without it
     env = {k: v for k, v in os.environ.items() if k != 'FORGELOC_ROOT'}
-    if models is None:
-        models = [m for m in str(load_params(params_file)['reports']['table3_models']).split(',') if m]
-    if not collect_only:
-        for cmd in table3_commands(models, train_sets):
-            name = cmd[cmd.index('-n') + 1]
-            runner(dvc + ['exp', 'remove', name], capture_output=True, env=env)   # re-running replaces an earlier one
-            print('$', ' '.join(cmd), flush=True)
-            if runner(dvc + cmd[1:], env=env).returncode != 0:
-                raise ForgelocError(f"experiment {name} failed: {' '.join(cmd)}")
-    got = collect_experiments()
-    got = {k: v for k, v in got.items() if v['model'] in models}
+    for cmd in commands:
+        name = cmd[cmd.index('-n') + 1]
+        runner(dvc + ['exp', 'remove', name], capture_output=True, env=env)   # re-running replaces an earlier one
+        print('$', ' '.join(cmd), flush=True)
+        if runner(dvc + cmd[1:], env=env).returncode != 0:
+            raise ForgelocError(f"experiment {name} failed: {' '.join(cmd)}")
+    got = {k: v for k, v in collect().items() if v['model'] in models}
     p = resolve(out)
     p.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(p) as f:
         json.dump(got, f, indent=1, sort_keys=True)
-    print(f'{len(got)} experiments collected into {p}')
+    print(f'{len(got)} {what} collected into {p}')
     return got
+
+def run_table3(models=None, train_sets=('shallow', 'deep'), out='metrics/experiments/table3.json', params_file='params.yaml',
+               collect_only: bool = False, runner=subprocess.run) -> dict:
+    "Run Table III's experiments (`table3_commands`; models default to `params.yaml: reports.table3_models`), collect, write `out`."
+    if models is None:
+        models = [m for m in str(load_params(params_file)['reports']['table3_models']).split(',') if m]
+    cmds = [] if collect_only else table3_commands(models, train_sets)
+    return run_experiments(cmds, collect_experiments, models, out, 'experiments', runner)
 
 # %% ../nbs/72_reports.ipynb #c015
 def _get(metrics: dict | None, test_set: str, key: str) -> float:
@@ -217,26 +221,11 @@ def collect_generalization(repo: str = '.') -> dict:
 def run_generalization(models=None, qualities=None, methods=None, out='metrics/experiments/generalization.json',
                        params_file='params.yaml', collect_only: bool = False, runner=subprocess.run) -> dict:
     "Run the generalization experiments (`generalization_commands`; lists default to `params.yaml: generalization`), collect, write `out`."
-    dvc = [sys.executable, '-m', 'dvc']
-    env = {k: v for k, v in os.environ.items() if k != 'FORGELOC_ROOT'}     # each --temp experiment reads its own copy (see run_table3)
     gen = load_params(params_file)['generalization']
     models, qualities, methods = (parse_list(f'generalization.{k}', gen[k] if v is None else v)
                                   for k, v in (('models', models), ('qualities', qualities), ('methods', methods)))
-    if not collect_only:
-        for cmd in generalization_commands(models, qualities, methods):
-            name = cmd[cmd.index('-n') + 1]
-            runner(dvc + ['exp', 'remove', name], capture_output=True, env=env)
-            print('$', ' '.join(cmd), flush=True)
-            if runner(dvc + cmd[1:], env=env).returncode != 0:
-                raise ForgelocError(f"experiment {name} failed: {' '.join(cmd)}")
-    got = {k: v for k, v in collect_generalization().items() if v['model'] in models}
-    p = resolve(out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(p) as f:
-        json.dump(got, f, indent=1, sort_keys=True)
-    print(f'{len(got)} generalization experiments collected into {p}')
-    return got
-
+    cmds = [] if collect_only else generalization_commands(models, qualities, methods)
+    return run_experiments(cmds, collect_generalization, models, out, 'generalization experiments', runner)
 
 # %% ../nbs/72_reports.ipynb #g009
 def _gen_source(e: dict | None, name: str) -> str:
