@@ -42,7 +42,7 @@ def notebook_profile(path: Path) -> dict:
 
 def kind(name: str) -> str:
     p = Path(name)
-    if p.parent.name in ('train', 'evaluate'):
+    if p.parent.name in ('train', 'evaluate', 'robustness', 'evaluate_weights', 'quality_test'):
         return p.parent.name
     return p.stem
 
