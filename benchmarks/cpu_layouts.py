@@ -12,6 +12,9 @@ Each figure is the median seconds per step over --steps steps after --warmup war
 default / variant, so > 1 means the variant is faster. Run it with nothing else on the machine.
 
     .venv/bin/python benchmarks/cpu_layouts.py [--models fcn,mvss] [--steps 10] [--no-compile]
+    .venv/bin/python benchmarks/cpu_layouts.py --markdown-only      # table from the last JSON, no timing
+
+Writes benchmarks/results/cpu_layouts.json and .md (the README's `layouts` block, copied by `make readme`).
 """
 import argparse
 import json
@@ -72,6 +75,26 @@ def bench(model_name, steps, warmup, frames, masks, variants):
     return row
 
 
+def markdown(doc: dict) -> str:
+    "The README table: seconds per step and ratio default / variant per model (> 1: the variant is faster)."
+    v = [x for x in doc['variants'] if x != 'default']
+    head = ['model', 'input', 'batch', 'default s/step'] + [f'{x} s/step' for x in v] + [f'default / {x}' for x in v]
+    if 'compile' in v:
+        head.append('compile: first step s')
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for r in doc['results']:
+        if 'error' in r:
+            lines.append(f"| {r['model']} | " + ' | '.join(['–'] * (len(head) - 2)) + f" | {r['error']} |")
+            continue
+        cells = [r['model'], str(r['size']), str(r['batch']), f"{r['default_s_per_step']:.3f}"]
+        cells += [f"{r[f'{x}_s_per_step']:.3f}" for x in v] + [f"{r[f'ratio_{x}']:.2f}" for x in v]
+        if 'compile' in v:
+            cells.append(f"{r['compile_first_step_s']:.1f}")
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return (f"One training step (forward, loss, backward, Adam) at each model's cpu preset, {doc['machine']}, "
+            f"torch {doc['torch']}; medians of {doc.get('steps', '?')} alternating steps:\n\n" + '\n'.join(lines) + '\n')
+
+
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--models', default=','.join(model_names()))
@@ -81,7 +104,13 @@ if __name__ == '__main__':
     ap.add_argument('--frames', default='data/frames')
     ap.add_argument('--masks', default='data/masks')
     ap.add_argument('--out', default='benchmarks/results/cpu_layouts.json')
+    ap.add_argument('--markdown-only', action='store_true')
     a = ap.parse_args()
+    out = resolve(a.out)
+    if a.markdown_only:
+        with atomic_write(out.with_suffix('.md')) as f:
+            f.write(markdown(json.loads(out.read_text())))
+        raise SystemExit(0)
     variants = ['default', 'channels_last'] + ([] if a.no_compile else ['compile'])
     rows = []
     for m in a.models.split(','):
@@ -91,6 +120,9 @@ if __name__ == '__main__':
             r = {'model': m, 'error': f'{type(e).__name__}: {e}'[:300]}
         print(json.dumps(r), flush=True)
         rows.append(r)
-    with atomic_write(resolve(a.out)) as f:
-        json.dump({'machine': f'{platform.machine()}, {torch.get_num_threads()} torch threads', 'torch': torch.__version__,
-                   'variants': variants, 'results': rows}, f, indent=1)
+    doc = {'machine': f'{platform.machine()}, {torch.get_num_threads()} torch threads', 'torch': torch.__version__,
+           'variants': variants, 'steps': a.steps, 'results': rows}
+    with atomic_write(out) as f:
+        json.dump(doc, f, indent=1)
+    with atomic_write(out.with_suffix('.md')) as f:
+        f.write(markdown(doc))

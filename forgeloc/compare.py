@@ -149,7 +149,7 @@ def comparison_summary(rows: list[dict]) -> dict:
 
 # %% ../nbs/71_compare.ipynb #m018h
 README_BLOCKS = {'results': 'metrics/compare.md', 'table3': 'metrics/table3.md', 'cross': 'metrics/cross_dataset.md',
-                 'costs': 'benchmarks/results/costs.md', 'published': 'metrics/published.md',
+                 'costs': 'benchmarks/results/costs.md', 'layouts': 'benchmarks/results/cpu_layouts.md', 'published': 'metrics/published.md',
                  'robustness': 'metrics/robustness.md', 'generalization': 'metrics/generalization.md'}
 
 # %% ../nbs/71_compare.ipynb #m018i
