@@ -8,7 +8,8 @@ step (forward, loss, backward, Adam step) in three variants, alternating them wi
   * default: contiguous NCHW tensors, eager mode;
   * channels_last: model and input in channels-last memory format (what the engine runs on every device);
   * compile: `torch.compile(model)` (inductor), eager loss; its one-off compile time is reported apart.
-Each figure is the median seconds per step over --steps steps after --warmup warm-up steps; the ratios are
+It reads the data stages' outputs (data/frames, data/masks: run `make repro` first). Each figure is the median
+seconds per step over --steps steps after --warmup warm-up steps; the ratios are
 default / variant, so > 1 means the variant is faster. Run it with nothing else on the machine.
 
     .venv/bin/python benchmarks/cpu_layouts.py [--models fcn,mvss] [--steps 10] [--no-compile]

@@ -194,12 +194,11 @@ def build_training(cfg: dict, device, init: str | None = None, verbose: bool = T
     report = init_from_checkpoint(model, recipe, cfg['init_from']) if cfg.get('init_from') else None
     if report and verbose:
         print(_report_init(report))
-    channels_last = True                               # every device: see "One epoch"
-    model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+    model = model.to(device, memory_format=torch.channels_last)   # every device: see "One epoch"
     criterion = call_with(recipe.loss, cfg, model=model).to(device)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
     return dict(model=model, criterion=criterion, optimizer=opt, scheduler=make_scheduler(opt, cfg), init_report=report, pretrained=pretrained,
-                channels_last=channels_last)
+                channels_last=True)
 
 # %% ../nbs/50_train.ipynb #c026c
 def resume_state(last, cfg: dict, t: dict, gen: torch.Generator, verbose: bool = True) -> dict:
